@@ -1,0 +1,3 @@
+"""OpenSight: a self-hosted image recognition and visual search server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,45 @@
+"""FastAPI dependencies: the container, and the authenticated, rate-limited caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import RateLimited, Unauthorized
+from ..services.container import Container
+from ..services.keys import Principal
+from .ratelimit import TokenBuckets
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "send `Authorization: Bearer <key>` (create one with `opensight keys create NAME`)"
+        )
+    return token.strip()
+
+
+async def get_principal(request: Request) -> Principal:
+    container = get_container(request)
+    principal = await run_in_threadpool(container.keys.authenticate, bearer_token(request))
+    limiter: TokenBuckets = request.app.state.rate_limiter
+    wait = limiter.take(principal.key_id)
+    if wait > 0:
+        raise RateLimited(
+            f"rate limit of {limiter.rate:g} requests/s exceeded; retry later", retry_after=wait
+        )
+    request.state.principal = principal
+    return principal
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

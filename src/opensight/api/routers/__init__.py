@@ -1,0 +1,1 @@
+"""Routers: one module per API surface; they translate HTTP to service calls."""

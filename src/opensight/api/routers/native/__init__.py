@@ -1,0 +1,12 @@
+"""The native REST API v1."""
+
+from fastapi import APIRouter
+
+from . import analyze, analyzers, batches, health, images, jobs
+
+router = APIRouter()
+router.include_router(health.router)
+for module in (images, analyze, jobs, batches, analyzers):
+    router.include_router(module.router, prefix="/v1")
+
+__all__ = ["router"]

@@ -1,0 +1,1 @@
+"""Durable jobs: the store (truth), the worker pool, and webhook delivery."""

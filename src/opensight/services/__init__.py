@@ -1,0 +1,1 @@
+"""Services hold the logic between the HTTP routers (above) and jobs/analyzers/storage (below)."""

@@ -1,0 +1,152 @@
+"""Wires the parts together from one Settings object (API server and CLI alike)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Callable
+from functools import cached_property
+from typing import IO, Any
+
+from ..analyzers.pipeline import Pipeline, TimingHook
+from ..config import Settings
+from ..errors import OpenSightError
+from ..images import ImageLimits
+from ..jobs.store import JobStore
+from ..jobs.webhooks import WebhookDispatcher
+from ..jobs.worker import JobOutcome, WorkerPool
+from ..netguard import FetchPolicy
+from ..storage.blobs import FileBlobStore
+from ..storage.db import Database
+from ..storage.tables import Job
+from .analysis import AnalysisService, job_view
+from .images import ImageService
+from .keys import KeyService
+
+log = logging.getLogger("opensight")
+
+
+class DataDirLocked(OpenSightError):
+    type, title, status = "data_dir_locked", "Another OpenSight server uses this data dir", 409
+
+
+class Container:
+    def __init__(self, settings: Settings, on_timing: TimingHook | None = None) -> None:
+        self.settings = settings
+        self.on_timing = on_timing
+        self.on_job_finished: Callable[[Job, JobOutcome], None] | None = None
+        self._lock_file: IO[str] | None = None
+        self.workers: WorkerPool | None = None
+        self.webhooks: WebhookDispatcher | None = None
+
+    @cached_property
+    def db(self) -> Database:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(self.settings.resolved_database_url)
+        db.upgrade()
+        return db
+
+    @cached_property
+    def keys(self) -> KeyService:
+        return KeyService(self.db)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.db)
+
+    @cached_property
+    def images(self) -> ImageService:
+        limits = ImageLimits(self.settings.max_upload_bytes, self.settings.max_pixels)
+        return ImageService(self.db, FileBlobStore(self.settings.blob_dir), limits)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        return Pipeline(on_timing=self.on_timing)
+
+    @cached_property
+    def analysis(self) -> AnalysisService:
+        return AnalysisService(
+            self.settings, self.images, self.jobs, self.pipeline, notify_workers=self._notify
+        )
+
+    def _notify(self, count: int) -> None:
+        if self.workers is not None:
+            self.workers.notify(count)
+
+    def _job_finished(self, job: Job, outcome: JobOutcome) -> None:
+        if job.webhook_url and self.webhooks is not None:
+            self.webhooks.notify()
+        if self.on_job_finished is not None:
+            self.on_job_finished(job, outcome)
+
+    def _secret_for(self, job: Job) -> str | None:
+        return self.keys.secret_of(job.key_id) if job.key_id else None
+
+    def start_background(self, workers: int | None = None) -> None:
+        """Start the worker pool and webhook delivery; resume unfinished jobs."""
+        size = self.settings.workers if workers is None else workers
+        if self.settings.is_embedded_database:
+            self._lock_data_dir()
+            resumed = self.jobs.requeue_all_processing()
+            if resumed:
+                log.info("resumed %d unfinished job(s)", resumed)
+        self.workers = WorkerPool(
+            self.jobs,
+            self.analysis.run_job,
+            workers=size,
+            lease_seconds=self.settings.job_lease_seconds,
+            on_finished=self._job_finished,
+        )
+        policy = FetchPolicy(
+            allow_private=self.settings.allow_private_urls,
+            connect_timeout=self.settings.url_connect_timeout,
+            read_timeout=self.settings.webhook_timeout_seconds,
+            max_redirects=0,
+        )
+        self.webhooks = WebhookDispatcher(
+            self.jobs,
+            job_view,
+            self._secret_for,
+            policy,
+            max_attempts=self.settings.webhook_max_attempts,
+            backoff_seconds=self.settings.webhook_backoff_seconds,
+        )
+        self.workers.start()
+        self.webhooks.start()
+
+    def stop_background(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _lock_data_dir(self) -> None:
+        """One server per embedded data dir: its start-up requeue assumes no other owner."""
+        path = self.settings.data_dir / "server.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise DataDirLocked(
+                f"another OpenSight server is running on {self.settings.data_dir}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def close(self) -> None:
+        self.stop_background()
+        if "db" in self.__dict__:
+            self.db.dispose()
+
+    def readiness(self) -> dict[str, Any]:
+        db_ok = self.db.ping()
+        workers_ok = self.workers.alive() if self.workers is not None else True
+        return {"database": db_ok, "workers": workers_ok}
