@@ -112,7 +112,9 @@ def _text(path: Path) -> None:
 
 def _animated(path: Path) -> None:
     frames = [Image.new("RGB", (64, 48), colour) for colour in GIF_COLOURS]
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(
+        path, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0
+    )
 
 
 def _cmyk(path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,9 +31,21 @@ FINAL_STATUSES = frozenset(
 RETRYABLE_STATUSES = frozenset({JobStatus.TIMEOUT, JobStatus.FAILED})
 
 
+_last_tick = 0
+_tick_lock = threading.Lock()
+
+
 def new_id(prefix: str) -> str:
-    """Time-ordered id: sorting ids sorts by creation (cursor pagination needs no clock column)."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+    """Time-ordered id: sorting ids sorts by creation (cursor pagination needs no clock column).
+
+    Microseconds, strictly increasing within a process, then random bits so that
+    ids made by several processes never collide.
+    """
+    global _last_tick
+    with _tick_lock:
+        tick = max(time.time_ns() // 1000, _last_tick + 1)
+        _last_tick = tick
+    return f"{prefix}_{tick:014x}{os.urandom(5).hex()}"
 
 
 def utcnow() -> datetime:
