@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -8,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine, text
 
 from tests.server import ServerProcess, create_key
 
@@ -51,3 +54,37 @@ def photo_path(tmp_path: Path, photo: bytes) -> Path:
     path = tmp_path / "photo.jpg"
     path.write_bytes(photo)
     return path
+
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _pg_available() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if not _pg_available():
+        if os.environ.get("OPENSIGHT_REQUIRE_SERVICES") == "1":
+            pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 and CI requires it")
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    name = f"opensight_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+

@@ -29,9 +29,10 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None,
                           capture_output=True, text=True, check=check, timeout=120)
 
 
-def create_key(data_dir: Path, name: str, tenant: str | None = None) -> dict[str, Any]:
+def create_key(data_dir: Path, name: str, tenant: str | None = None,
+               env: dict[str, str] | None = None) -> dict[str, Any]:
     args = ["keys", "create", name, "--json"] + (["--tenant", tenant] if tenant else [])
-    result = cli(data_dir, *args)
+    result = cli(data_dir, *args, env=env)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from opensight.jobs.webhooks import verify_signature
 from tests.conftest import photo_bytes
@@ -391,3 +392,21 @@ def test_webhook_signed_and_retried(tmp_path: Path, photo: bytes) -> None:
         assert [a.get("status_code") for a in attempts] == [500, 500, 204]
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_server_on_postgresql(tmp_path: Path, pg_url: str, photo: bytes) -> None:
+    """The same code on PostgreSQL: OPENSIGHT_DATABASE_URL is all it takes."""
+    env = {"OPENSIGHT_DATABASE_URL": pg_url.replace("postgresql+psycopg", "postgresql")}
+    server = ServerProcess(tmp_path / "d", workers=2, env=env).start()
+    try:
+        key = create_key(server.data_dir, "pg", tenant="pg", env=env)
+        assert cli(server.data_dir, "keys", "list", "--json", env=env).stdout.count('"pg"') == 2
+        http = client_for(server, key)
+        ids = [http.post("/v1/analyze", files={"image": ("p.jpg", photo)},
+                         data={"async": "true", "features": "metadata"}).json()["id"]
+               for _ in range(5)]
+        assert [wait_job(http, i)["status"] for i in ids] == ["completed"] * 5
+    finally:
+        server.stop()
+    assert not (tmp_path / "d" / "opensight.db").exists()
