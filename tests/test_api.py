@@ -239,12 +239,12 @@ def test_ttl_timeout_then_retry_and_cancel(tmp_path: Path, photo: bytes) -> None
     try:
         http = client_for(server, create_key(server.data_dir, "k"))
         short = http.post("/v1/analyze", files={"image": ("p.jpg", photo)},
-                          data={"async": "true", "ttl": "0.2"}).json()
+                          data={"async": "true", "ttl": "1"}).json()
         other = http.post("/v1/analyze", files={"image": ("p.jpg", photo)},
                           data={"async": "true"}).json()
         cancelled = http.delete(f"/v1/jobs/{other['id']}")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-        time.sleep(0.4)
+        time.sleep(1.2)
     finally:
         server.stop()
     server = ServerProcess(tmp_path / "d", workers=1).start()
@@ -410,3 +410,20 @@ def test_server_on_postgresql(tmp_path: Path, pg_url: str, photo: bytes) -> None
     finally:
         server.stop()
     assert not (tmp_path / "d" / "opensight.db").exists()
+
+
+def test_async_corrupt_image_fails_the_job_precisely(shared_server: ServerProcess,
+                                                     tenant: dict[str, Any], photo: bytes
+                                                     ) -> None:
+    """Async submission checks the header; the worker's single decode finds the truncation."""
+    http = client_for(shared_server, tenant)
+    truncated = photo[: len(photo) * 6 // 10]
+    job = http.post("/v1/analyze", files={"image": ("t.jpg", truncated)},
+                    data={"async": "true"})
+    assert job.status_code == 202
+    done = wait_job(http, job.json()["id"])
+    assert done["status"] == "failed" and done["error"]["type"] == "invalid_image"
+    assert_problem(http.post("/v1/analyze", files={"image": ("x.jpg", b"text")},
+                             data={"async": "true"}), 415, "unsupported_media_type")
+    assert_problem(http.post("/v1/images", files={"image": ("t.jpg", truncated)}),
+                   422, "invalid_image")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import threading
@@ -47,7 +48,7 @@ from opensight.client import ConnectionError as SDKConnectionError
 from opensight.client.errors import error_for
 from opensight.jobs.webhooks import sign, verify_signature
 from tests.conftest import photo_bytes
-from tests.server import ServerProcess, create_key
+from tests.server import ServerProcess, create_key, free_port
 
 # ------------------------------------------------------------------ helpers
 
@@ -120,9 +121,7 @@ def assert_completed(result: AnalysisResult, features: tuple[str, ...] = ("quali
 # ------------------------------------------------------------------ analyze
 
 
-def test_analyze_by_path_str_bytes_and_file(
-    client: Client, photo: bytes, photo_path: Path
-) -> None:
+def test_analyze_by_path_str_bytes_and_file(client: Client, photo: bytes, photo_path: Path) -> None:
     assert_completed(client.analyze(photo_path))
     assert_completed(client.analyze(str(photo_path)))
     assert_completed(client.analyze(photo))
@@ -136,6 +135,8 @@ def test_analyze_by_path_str_bytes_and_file(
 def test_analyze_by_url_and_image_id(client: Client, site: _Site) -> None:
     result = client.analyze(site_url(site, "/photo.jpg"), "quality,metadata")
     assert_completed(result)
+    data_url = "data:image/jpeg;base64," + base64.b64encode(site.photo).decode()
+    assert_completed(client.analyze(data_url))
     info = client.upload_image(site.photo)
     assert_completed(client.analyze(image_id=info.id, features=["quality"]), ("quality",))
     assert_completed(client.analyze(info, ["metadata"]), ("metadata",))
@@ -144,11 +145,17 @@ def test_analyze_by_url_and_image_id(client: Client, site: _Site) -> None:
     assert err.value.slug == "url_fetch_failed"
 
 
-def test_analyze_skip_on_and_options(client: Client) -> None:
+def test_analyze_skip_on_and_options(client: Client, photo: bytes, site: _Site) -> None:
     skipped = client.analyze(dark_jpeg(), ["quality", "metadata"], skip_on=["dark"], options={})
     assert skipped.skipped and skipped.status == "skipped"
     assert skipped.reason == "dark"
     assert "quality" in skipped.result
+    strict = {"quality": {"min_pixels": 1_000_000}}  # 640x480 is then "low resolution"
+    assert "low_resolution" not in client.analyze(photo, ["quality"])["quality"]["issues"]
+    by_form = client.analyze(photo, ["quality"], options=strict)
+    assert "low_resolution" in by_form["quality"]["issues"]
+    by_json = client.analyze(site_url(site, "/photo.jpg"), ["quality"], options=strict)
+    assert "low_resolution" in by_json["quality"]["issues"]
     with pytest.raises(ValidationError) as err:
         client.analyze(dark_jpeg(), skip_on=["sleepy"])
     assert err.value.status_code == 422
@@ -203,6 +210,8 @@ def test_submit_and_wait(client: Client, photo: bytes) -> None:
     assert done.finished_at is not None and done.attempts == 1
     assert client.wait(done) is done  # already final: no request
     assert client.get_job(job.id).status == "completed"
+    gated = client.wait(client.submit(dark_jpeg(), skip_on=["dark"]), timeout=60)
+    assert (gated.status, gated.reason, gated.is_final) == ("skipped", "dark", True)
 
 
 def test_idempotency_key_returns_the_same_job(client: Client, photo: bytes) -> None:
@@ -306,9 +315,37 @@ def test_batch_and_streamed_results(client: Client, site: _Site, photo_path: Pat
     assert jobs[3].source == jobs[4].source == {"image_id": stored.id}
 
 
-def test_batch_validation(client: Client) -> None:
+def test_batch_validation(client: Client, photo: bytes) -> None:
     with pytest.raises(ValidationError):
         client.batch([])
+    with pytest.raises(UnsupportedMediaTypeError) as err:
+        client.batch([photo, b"not an image"])
+    assert err.value.detail.startswith("source 1:")
+
+
+def test_tenants_are_isolated(
+    client: Client, shared_server: ServerProcess, photo: bytes, photo_path: Path
+) -> None:
+    job = client.submit(photo, ["metadata"])
+    image = client.upload_image(photo_path)
+    batch = client.batch([photo], ["metadata"])
+    other_key = create_key(shared_server.data_dir, "other", tenant=f"other-{uuid.uuid4()}")
+    with Client(shared_server.url, other_key["key"]) as other:
+        with pytest.raises(NotFoundError):
+            other.get_job(job.id)
+        with pytest.raises(NotFoundError):
+            other.cancel(job.id)
+        with pytest.raises(NotFoundError):
+            other.get_image(image.id)
+        with pytest.raises(NotFoundError):
+            other.download_image(image.id)
+        with pytest.raises(NotFoundError):
+            other.get_batch(batch.id)
+        with pytest.raises(NotFoundError):
+            other.analyze(image_id=image.id)
+        assert list(other.list_jobs()) == []
+    client.wait(job, timeout=60)
+    client.wait_batch(batch, timeout=60)
 
 
 # ------------------------------------------------------------------- images
@@ -320,6 +357,8 @@ def test_image_upload_get_download_delete(client: Client, photo: bytes, photo_pa
     assert info.id.startswith("img_") and info.bytes == len(photo)
     assert (info.width, info.height, info.format) == (640, 480, "jpeg")
     assert client.upload_image(photo).id == info.id  # content-addressed
+    with pytest.raises(UnsupportedMediaTypeError):
+        client.upload_image(b"not an image")
     assert client.get_image(info.id).sha256 == info.sha256
     assert client.download_image(info) == photo
     client.delete_image(info.id)
@@ -395,8 +434,13 @@ def _mock_client(handler: Any, **kw: Any) -> Client:
 
 
 def _problem(status: int, slug: str, **headers: str) -> httpx.Response:
-    body = {"type": f"https://opensight.dev/problems/{slug}", "slug": slug, "title": slug,
-            "status": status, "detail": f"a {slug}"}
+    body = {
+        "type": f"https://opensight.dev/problems/{slug}",
+        "slug": slug,
+        "title": slug,
+        "status": status,
+        "detail": f"a {slug}",
+    }
     return httpx.Response(status, json=body, headers=headers)
 
 
@@ -423,10 +467,13 @@ def test_retry_policy_statuses(fast_backoff: None) -> None:
         c.health()
     assert err.value.status_code == 503 and len(calls) == 2
 
+    def no_model(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        return _problem(503, "model_unavailable")
+
     calls.clear()
-    with _mock_client(lambda r: (calls.append("x"), _problem(503, "model_unavailable"))[1]) as c:
-        with pytest.raises(ModelUnavailableError):
-            c.analyze(b"x")
+    with _mock_client(no_model) as c, pytest.raises(ModelUnavailableError):
+        c.analyze(b"x")
     assert len(calls) == 1  # a missing model does not come back by retrying
 
     calls.clear()
@@ -478,11 +525,11 @@ def test_retry_policy_broken_connections(fast_backoff: None) -> None:
 
 
 def test_real_connection_refused_is_a_connection_error(fast_backoff: None) -> None:
-    from tests.server import free_port
-
-    with Client(f"http://127.0.0.1:{free_port()}", "k", max_retries=1) as c:
-        with pytest.raises(SDKConnectionError):
-            c.health()
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", "k", max_retries=1) as c,
+        pytest.raises(SDKConnectionError),
+    ):
+        c.health()
 
 
 # --------------------------------------------------------------- errors & models
@@ -511,8 +558,12 @@ def test_non_json_error_page_becomes_server_error() -> None:
 
 def test_models_keep_unknown_fields() -> None:
     job = Job.model_validate(
-        {"id": "job_1", "status": "paused_by_future_server", "shiny": {"x": 1},
-         "error": {"type": "https://opensight.dev/problems/url_fetch_failed", "detail": "d"}}
+        {
+            "id": "job_1",
+            "status": "paused_by_future_server",
+            "shiny": {"x": 1},
+            "error": {"type": "https://opensight.dev/problems/url_fetch_failed", "detail": "d"},
+        }
     )
     assert job.model_extra == {"shiny": {"x": 1}}
     assert not job.is_final
@@ -538,8 +589,9 @@ def test_verify_webhook_matches_the_server() -> None:
     assert not verify_webhook(body, headers, "another_secret")
     assert not verify_webhook(body, _signed(secret, body, int(time.time()) - 3600), secret)
     assert verify_webhook(body, _signed(secret, body, int(time.time()) - 3600), secret, 7200)
-    assert not verify_webhook(body, {"X-OpenSight-Timestamp": headers["X-OpenSight-Timestamp"]},
-                              secret)
+    assert not verify_webhook(
+        body, {"X-OpenSight-Timestamp": headers["X-OpenSight-Timestamp"]}, secret
+    )
     assert not verify_webhook(body, {**headers, "X-OpenSight-Timestamp": "soon"}, secret)
 
     event = construct_event(body, headers, secret)
@@ -584,7 +636,10 @@ def test_webhook_delivered_by_the_server_verifies(
 
 
 def test_async_client_main_paths(
-    shared_server: ServerProcess, tenant: dict[str, Any], photo: bytes, photo_path: Path,
+    shared_server: ServerProcess,
+    tenant: dict[str, Any],
+    photo: bytes,
+    photo_path: Path,
     site: _Site,
 ) -> None:
     async def main() -> None:
@@ -605,6 +660,13 @@ def test_async_client_main_paths(
             assert done.status == "completed" and done.result and "metadata" in done.result
             ids = [j.id async for j in c.list_jobs(limit=1)]
             assert ids == [job.id]
+
+            key = f"same-{uuid.uuid4()}"
+            racing = await asyncio.gather(
+                *(c.submit(photo, ["metadata"], idempotency_key=key) for _ in range(6))
+            )
+            assert len({j.id for j in racing}) == 1  # concurrent repeats: still one job
+            await c.wait(racing[0], timeout=60)
 
             batch = await c.batch([photo_path, site_url(site, "/photo.jpg")], "quality")
             assert (await c.wait_batch(batch, timeout=120)).counts == {"completed": 2}

@@ -125,6 +125,34 @@ def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> Image.Image:
     return img
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the header says, limits already enforced: enough to store an image."""
+
+    format: str
+    width: int
+    """Upright (EXIF orientation applied)."""
+    height: int
+    sha256: str
+    byte_size: int
+
+
+def inspect(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageHeader:
+    """Validate ``data`` from its header only (no pixel decode): for storing an image
+    whose pixels a worker decodes later, so each job decodes once."""
+    img = probe(data, limits)
+    fmt = (img.format or "").upper()
+    width, height = img.size
+    try:
+        orientation = int(img.getexif().get(ExifTags.Base.Orientation, 1) or 1)
+    except Exception:
+        orientation = 1
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return ImageHeader(format="HEIF" if fmt == "HEIC" else fmt, width=width, height=height,
+                       sha256=sha256_hex(data), byte_size=len(data))
+
+
 def decode(
     data: bytes, limits: ImageLimits = ImageLimits(), source: str | None = None
 ) -> DecodedImage:

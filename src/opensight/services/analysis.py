@@ -135,7 +135,7 @@ class AnalysisService:
     def _job_source(self, principal: Principal, source: Source) -> dict[str, Any]:
         """Persist what the job needs: uploaded bytes become a stored image; URLs are checked now."""
         if source.data is not None:
-            row, _, _ = self.images.store(principal.tenant_id, source.data)
+            row, _ = self.images.store(principal.tenant_id, source.data, full_check=False)
             return {"image_id": row.id}
         if source.image_id is not None:
             self.images.get(principal.tenant_id, source.image_id)

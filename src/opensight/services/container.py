@@ -112,8 +112,25 @@ class Container:
             max_attempts=self.settings.webhook_max_attempts,
             backoff_seconds=self.settings.webhook_backoff_seconds,
         )
+        self.warm_up()
         self.workers.start()
         self.webhooks.start()
+
+    def warm_up(self) -> None:
+        """Run the default analyzers once on a tiny image so the first real job is not slow
+        (lazy imports, OpenCV's first-call set-up); failures here are only logged."""
+        import numpy as np
+
+        from ..analyzers import registry
+        from ..images import DecodedImage
+
+        rng = np.random.default_rng(0)
+        image = DecodedImage(rgb=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+                             format="PNG", sha256="0" * 64, byte_size=0, mode="RGB")
+        try:
+            self.pipeline.run_one(image, list(registry.DEFAULT_FEATURES))
+        except Exception:
+            log.exception("warm-up failed")
 
     def stop_background(self) -> None:
         if self.workers is not None:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound
-from ..images import DecodedImage, ImageLimits, decode
+from ..images import DecodedImage, ImageLimits, decode, inspect
 from ..jobs.model import utcnow
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
@@ -24,18 +24,27 @@ class ImageService:
         self.blobs = blobs
         self.limits = limits
 
-    def store(self, tenant_id: str, data: bytes) -> tuple[StoredImage, DecodedImage, bool]:
-        """Validate, keep the bytes, and return (row, decoded image, created?)."""
-        decoded = decode(data, self.limits)
-        image_id = image_id_for(decoded.sha256)
-        self.blobs.put(decoded.sha256, data)
+    def store(
+        self, tenant_id: str, data: bytes, full_check: bool = True
+    ) -> tuple[StoredImage, bool]:
+        """Validate, keep the bytes, and return (row, created?).
+
+        ``full_check=False`` validates from the header only (limits, format, size):
+        for job submission, whose worker decodes the pixels anyway -- so each job
+        decodes once, and a corrupt body fails that job as ``invalid_image``.
+        """
+        header = inspect(data, self.limits)
+        if full_check:
+            decode(data, self.limits)
+        image_id = image_id_for(header.sha256)
+        self.blobs.put(header.sha256, data)
         row = StoredImage(
             tenant_id=tenant_id,
             id=image_id,
-            sha256=decoded.sha256,
-            width=decoded.width,
-            height=decoded.height,
-            format=decoded.format.lower(),
+            sha256=header.sha256,
+            width=header.width,
+            height=header.height,
+            format=header.format.lower(),
             bytes=len(data),
             created_at=utcnow(),
         )
@@ -43,11 +52,11 @@ class ImageService:
             with self.db.session() as session:
                 existing = session.get(StoredImage, (tenant_id, image_id))
                 if existing is not None:
-                    return existing, decoded, False
+                    return existing, False
                 session.add(row)
         except IntegrityError:  # a concurrent upload of the same bytes won
-            return self.get(tenant_id, image_id), decoded, False
-        return row, decoded, True
+            return self.get(tenant_id, image_id), False
+        return row, True
 
     def get(self, tenant_id: str, image_id: str) -> StoredImage:
         with self.db.read() as session:

@@ -34,7 +34,7 @@ async def upload_image(
     data = await read_file(form, "image", limit)
     if data is None:
         raise ValidationFailed("multipart field `image` is required")
-    row, _, created = await run_in_threadpool(container.images.store, principal.tenant_id, data)
+    row, created = await run_in_threadpool(container.images.store, principal.tenant_id, data)
     response.status_code = 201 if created else 200
     return container.images.to_dict(row)
 
