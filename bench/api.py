@@ -62,22 +62,59 @@ SIZE = (1155, 866)  # ~1 MP
 OVERHEAD_GOAL = 0.15  # API overhead at concurrency 8
 ASYNC_GOAL = 300.0  # accepted async jobs per second
 NO_RATE_LIMIT = {"OPENSIGHT_RATE_LIMIT_PER_SECOND": "0"}
+TUNED_MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+}
+"""glibc: keep freed image-sized buffers in the heap instead of returning them to the OS
+(a fixed mmap threshold also turns off glibc's dynamic one). ``--malloc tuned`` applies it."""
 
-console = Console(width=None if sys.stdout.isatty() else 132)
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 # ---------------------------------------------------------------- CPU accounting
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu(pid: int) -> float | None:
-    """utime + stime of another process in seconds (Linux /proc), or None."""
+def _stat_cpu(path: str) -> float | None:
     try:
-        with open(f"/proc/{pid}/stat") as handle:
+        with open(path) as handle:
             fields_ = handle.read().rsplit(")", 1)[1].split()
         return (int(fields_[11]) + int(fields_[12])) / _CLK_TCK
     except (OSError, IndexError, ValueError):
         return None
+
+
+def server_cpu(pid: int | None) -> tuple[float, float] | None:
+    """(whole process, main thread) utime + stime in seconds, from Linux /proc; else None.
+
+    The main thread of ``opensight serve`` runs the event loop (uvicorn, routing,
+    multipart parsing, responses); the rest runs in the threadpool and workers.
+    """
+    if not pid:
+        return None
+    total, main = _stat_cpu(f"/proc/{pid}/stat"), _stat_cpu(f"/proc/{pid}/task/{pid}/stat")
+    return None if total is None or main is None else (total, main)
+
+
+def tune_malloc() -> bool:
+    """Apply TUNED_MALLOC_ENV to this running process with mallopt (glibc only)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(
+        libc.mallopt(m_mmap_threshold, 64 << 20) == 1
+        and libc.mallopt(m_trim_threshold, 256 << 20) == 1
+    )
+
+
+def subprocess_env(args: argparse.Namespace) -> dict[str, str]:
+    """Extra environment for servers and CLI runs."""
+    return {**NO_RATE_LIMIT, **(TUNED_MALLOC_ENV if args.malloc == "tuned" else {})}
 
 
 # ------------------------------------------------------------------ measurement
@@ -92,6 +129,8 @@ class Run:
     """CPU seconds of this (bench) process during the run, all threads."""
     server_cpu: float | None = None
     """CPU seconds of the server process during the run."""
+    server_loop_cpu: float | None = None
+    """... of which its main thread (the event loop)."""
 
     @property
     def throughput(self) -> float:
@@ -128,7 +167,7 @@ def measure(
 
     def at_start() -> None:
         """Runs once, when every thread is ready, before any is released."""
-        start.server_cpu = process_cpu(server_pid) if server_pid else None
+        start.server_cpu = server_cpu(server_pid)
         start.cpu = time.process_time()
         start.time = time.perf_counter()
         start.deadline = start.time + (duration or 0.0)
@@ -174,13 +213,14 @@ def measure(
     for thread in threads:
         thread.join()
     end, cpu = time.perf_counter(), time.process_time()
-    server_after = process_cpu(server_pid) if server_pid else None
+    server_after = server_cpu(server_pid)
     if errors:
         raise RuntimeError(f"benchmark call failed: {errors[0]!r}") from errors[0]
-    server_cpu = None
+    run = Run(len(latencies), end - start.time, latencies, cpu - start.cpu)
     if start.server_cpu is not None and server_after is not None:
-        server_cpu = server_after - start.server_cpu
-    return Run(len(latencies), end - start.time, latencies, cpu - start.cpu, server_cpu)
+        run.server_cpu = server_after[0] - start.server_cpu[0]
+        run.server_loop_cpu = server_after[1] - start.server_cpu[1]
+    return run
 
 
 @dataclass
@@ -188,7 +228,7 @@ class _Start:
     time: float = 0.0
     deadline: float = 0.0
     cpu: float = 0.0
-    server_cpu: float | None = None
+    server_cpu: tuple[float, float] | None = None
 
 
 def median_run(runs: Sequence[Run]) -> dict[str, float]:
@@ -207,6 +247,14 @@ def median_run(runs: Sequence[Run]) -> dict[str, float]:
         "server_cpu_ms": med(
             [
                 1000 * r.server_cpu / max(r.calls, 1) if r.server_cpu is not None else None
+                for r in runs
+            ]
+        ),
+        "server_loop_ms": med(
+            [
+                1000 * r.server_loop_cpu / max(r.calls, 1)
+                if r.server_loop_cpu is not None
+                else None
                 for r in runs
             ]
         ),
@@ -313,6 +361,11 @@ def header(args: argparse.Namespace) -> None:
     table.add_row("python", platform.python_version(), platform.platform())
     table.add_row("versions", ", ".join(f"{k} {v}" for k, v in versions().items()), "")
     table.add_row("source", git_state(), "")
+    malloc = "glibc default"
+    if args.malloc == "tuned":
+        malloc = "tuned: " + " ".join(f"{k}={v}" for k, v in TUNED_MALLOC_ENV.items())
+        malloc += "" if args.malloc_applied else " (mallopt failed here: subprocesses only)"
+    table.add_row("malloc", malloc, "")
     console.print(table)
 
 
@@ -359,7 +412,7 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
 
         return call, lambda: None
 
-    server = ServerProcess(work / "server-sync", workers=2, env=NO_RATE_LIMIT)
+    server = ServerProcess(work / "server-sync", workers=2, env=subprocess_env(args))
     try:
         server.start()
         key = create_key(server.data_dir, "bench", env=NO_RATE_LIMIT)["key"]
@@ -410,6 +463,7 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
         "p99 ms",
         "bench CPU ms/call",
         "server CPU ms/call",
+        "of which event loop",
     ):
         table.add_column(col, justify="left" if col == "path" else "right")
     stats = {k: median_run(v) for k, v in results.items()}
@@ -417,14 +471,15 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
         for side in ("in-process", "api"):
             s = stats[(side, conc)]
             table.add_row(
-                "decode+Pipeline.run_one" if side == "in-process" else "POST /v1/analyze",
+                "in-process" if side == "in-process" else "POST /v1/analyze",
                 str(conc),
                 f"{s['calls']:.0f}",
                 fmt(s["throughput"]),
                 ms(s["p50"]),
                 ms(s["p99"]),
                 fmt(s["client_cpu_ms"]),
-                fmt(s["server_cpu_ms"]) if side == "api" else "(idle) " + fmt(s["server_cpu_ms"]),
+                ("" if side == "api" else "(idle) ") + fmt(s["server_cpu_ms"]),
+                fmt(s["server_loop_ms"]),
             )
     console.print(table)
 
@@ -454,10 +509,13 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
         )
     console.print(over)
     console.print(
+        "  in-process = decode(bytes) + Pipeline().run_one(image, ['quality']) in this process.\n"
         "  in-process runs in this bench process while the server sits idle (its workers only\n"
         "  poll the queue: '(idle)' column); API runs have this process only sending requests,\n"
         "  so server and httpx clients share the same cores. 'bench CPU' for API rows is the\n"
-        "  client side (httpx multipart encode + response parse).",
+        "  client side (httpx multipart encode + response parse); 'event loop' is the server's\n"
+        "  main thread (uvicorn, routing, multipart parsing, responses), the rest of server CPU\n"
+        "  is its threadpool (auth lookup, decode, pipeline) and idle job workers.",
         style="dim",
     )
 
@@ -468,7 +526,9 @@ def bench_async(args: argparse.Namespace, work: Path) -> None:
     data = reference_jpeg()
     rows: list[tuple[str, list[Run]]] = []
     for workers, rounds in ((0, args.rounds), (2, 1)):
-        server = ServerProcess(work / f"server-async-{workers}", workers=workers, env=NO_RATE_LIMIT)
+        server = ServerProcess(
+            work / f"server-async-{workers}", workers=workers, env=subprocess_env(args)
+        )
         try:
             server.start()
             key = create_key(server.data_dir, "bench", env=NO_RATE_LIMIT)["key"]
@@ -515,6 +575,7 @@ def bench_async(args: argparse.Namespace, work: Path) -> None:
         "p50 ms",
         "p99 ms",
         "server CPU ms/job",
+        "of which event loop",
         "bench CPU ms/job",
         f"goal >= {ASYNC_GOAL:.0f}/s",
     ):
@@ -530,6 +591,7 @@ def bench_async(args: argparse.Namespace, work: Path) -> None:
             ms(s["p50"]),
             ms(s["p99"]),
             fmt(s["server_cpu_ms"], 2),
+            fmt(s["server_loop_ms"], 2),
             fmt(s["client_cpu_ms"], 2),
             "[green]met[/]" if ok else "[red]NOT met[/]",
         )
@@ -556,7 +618,12 @@ def bench_cli(args: argparse.Namespace, work: Path) -> None:
     single = work / "single"
     single.mkdir()
     shutil.copy(corpus / "img_000.jpg", single / "img_000.jpg")
-    env = {**os.environ, "OPENSIGHT_DATA_DIR": str(work / "cli-data"), "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        **subprocess_env(args),
+        "OPENSIGHT_DATA_DIR": str(work / "cli-data"),
+        "NO_COLOR": "1",
+    }
 
     def cli(directory: Path, expect: int) -> float:
         begun = time.perf_counter()
@@ -664,7 +731,7 @@ def bench_cli(args: argparse.Namespace, work: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (< 60 s)")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 5, quick 1)")
     parser.add_argument(
         "--only",
         choices=("sync", "async", "cli"),
@@ -673,8 +740,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=int, help="images for bench 3 (default 100, quick 30)")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--malloc",
+        choices=("default", "tuned"),
+        default="default",
+        help="tuned: keep freed buffers in the glibc heap (mallopt here, MALLOC_* env "
+        "for servers and CLI runs), to see what page faults cost",
+    )
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.malloc_applied = tune_malloc() if args.malloc == "tuned" else False
+    args.rounds = args.rounds or (1 if args.quick else 5)
     args.images = args.images or (30 if args.quick else 100)
     args.calls_c1 = 20 if args.quick else 100
     args.calls_c8 = 48 if args.quick else 240

@@ -21,24 +21,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the real `opensight` command line against ``data_dir``."""
     full_env = {**os.environ, "OPENSIGHT_DATA_DIR": str(data_dir), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "opensight", *args], env=full_env,
-                          capture_output=True, text=True, check=check, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "opensight", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
 
 
-def create_key(data_dir: Path, name: str, tenant: str | None = None,
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+def create_key(
+    data_dir: Path, name: str, tenant: str | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     args = ["keys", "create", name, "--json"] + (["--tenant", tenant] if tenant else [])
     result = cli(data_dir, *args, env=env)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, workers: int = 2, env: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(self, data_dir: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.workers = workers
         self.env = {"OPENSIGHT_ALLOW_PRIVATE_URLS": "true", **(env or {})}
@@ -56,9 +63,23 @@ class ServerProcess:
         env = {**os.environ, "OPENSIGHT_DATA_DIR": str(self.data_dir), **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "opensight", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "opensight",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

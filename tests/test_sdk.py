@@ -34,6 +34,7 @@ from opensight.client import (
     OpenSightError,
     Problem,
     RateLimitError,
+    RequestTimeoutError,
     ServerError,
     UnsupportedMediaTypeError,
     UrlFetchError,
@@ -227,8 +228,9 @@ def test_list_jobs_pages_through_everything(client: Client, photo: bytes) -> Non
     submitted = [client.submit(photo, ["metadata"]) for _ in range(5)]
     for job in submitted:
         client.wait(job, timeout=60)
-    listed = list(client.list_jobs(limit=2))
-    assert [j.id for j in listed] == [j.id for j in reversed(submitted)]  # newest first
+    listed = [j.id for j in client.list_jobs(limit=2)]  # three pages
+    assert sorted(listed) == sorted(j.id for j in submitted)  # each job exactly once
+    assert listed == sorted(listed, reverse=True)  # newest first (ids are time-ordered)
     page = client.list_jobs_page(limit=2)
     assert len(page.jobs) == 2 and page.next_cursor
     assert len(list(client.list_jobs(status="completed", limit=3))) == 5
@@ -513,6 +515,19 @@ def test_retry_policy_broken_connections(fast_backoff: None) -> None:
         with pytest.raises(SDKConnectionError):
             c.batch(["http://x/a.jpg"])
         assert len(calls) == 1
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        calls.append((request.method, request.url.path))
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    calls.clear()
+    with _mock_client(slow) as c:
+        with pytest.raises(RequestTimeoutError):
+            c.analyze(b"img")
+        assert len(calls) == 1  # a sync analysis that timed out is not run again
+        with pytest.raises(RequestTimeoutError):
+            c.get_image("img_1")
+        assert len(calls) == 1 + 4
 
     def refused(request: httpx.Request) -> httpx.Response:
         calls.append((request.method, None))

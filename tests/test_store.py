@@ -59,7 +59,7 @@ def test_job_that_kills_workers_is_failed_after_max_attempts(store: JobStore) ->
         assert store.claim(f"w{n}", -1) is not None
     assert store.claim("last", 30) is None
     final = store.get(job.id)
-    assert final.status == JobStatus.FAILED and final.error["type"] == "worker_lost"
+    assert final.status == JobStatus.FAILED and final.error["slug"] == "worker_lost"
 
 
 def test_ttl_passed_before_claim_is_timeout(store: JobStore) -> None:

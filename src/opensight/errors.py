@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Base of the problem ``type`` URIs; the slug follows it.
+PROBLEM_TYPE_BASE = "https://opensight.dev/problems/"
+
 
 class OpenSightError(Exception):
     type: str = "internal_error"
@@ -19,6 +22,18 @@ class OpenSightError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 body of this error: the API's reply and a failed job's ``error``."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.type,
+            "slug": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update({k: v for k, v in self.extra.items() if k != "retry_after"})
+        return body
 
 
 class ValidationFailed(OpenSightError):
@@ -79,6 +94,10 @@ class ModelUnavailable(OpenSightError):
 
 class UnknownFeature(OpenSightError):
     type, title, status = "validation_error", "Unknown analyzer", 422
+
+
+class WorkerLost(OpenSightError):
+    type, title, status = "worker_lost", "The workers running this job kept stopping", 500
 
 
 class ServiceUnavailable(OpenSightError):

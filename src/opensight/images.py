@@ -149,8 +149,13 @@ def inspect(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageHeader:
         orientation = 1
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return ImageHeader(format="HEIF" if fmt == "HEIC" else fmt, width=width, height=height,
-                       sha256=sha256_hex(data), byte_size=len(data))
+    return ImageHeader(
+        format="HEIF" if fmt == "HEIC" else fmt,
+        width=width,
+        height=height,
+        sha256=sha256_hex(data),
+        byte_size=len(data),
+    )
 
 
 def decode(

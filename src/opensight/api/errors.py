@@ -11,12 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import OpenSightError
+from ..errors import PROBLEM_TYPE_BASE, OpenSightError
 
 log = logging.getLogger("opensight.api")
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://opensight.dev/problems/"
+TYPE_BASE = PROBLEM_TYPE_BASE
 
 _HTTP_SLUGS = {
     400: "bad_request",

@@ -161,6 +161,8 @@ class RequestSpec:
     headers: dict[str, str] = field(default_factory=dict)
     #: safe to send twice, so a broken connection may be retried
     idempotent: bool = False
+    #: runs the analyzers while the caller waits: a read timeout is not retried
+    slow: bool = False
     #: non-2xx statuses that are answers, not errors (e.g. /readyz's 503)
     accept: tuple[int, ...] = ()
 
@@ -214,6 +216,7 @@ def analyze_request(
             files={"image": (resolved.filename, resolved.data, "application/octet-stream")},
             headers=headers,
             idempotent=idempotent,
+            slow=not run_async,
         )
     body = {
         **resolved,
@@ -228,7 +231,9 @@ def analyze_request(
             }
         ),
     }
-    return RequestSpec("POST", "/v1/analyze", json=body, headers=headers, idempotent=idempotent)
+    return RequestSpec(
+        "POST", "/v1/analyze", json=body, headers=headers, idempotent=idempotent, slow=not run_async
+    )
 
 
 def batch_request(
@@ -395,10 +400,12 @@ def retry_delay_for_exception(
         return None
     if isinstance(exc, httpx.UnsupportedProtocol):
         return None
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-    if never_sent or spec.idempotent:
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    if never_sent:
         return backoff(attempt)
-    return None
+    if spec.slow and isinstance(exc, httpx.ReadTimeout):
+        return None  # it ran out of time once; it would again, at the server's expense
+    return backoff(attempt) if spec.idempotent else None
 
 
 def problem_slug(response: httpx.Response) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, WorkerLost
 from ..storage.db import Database
 from ..storage.tables import Batch, Job
 from .model import FINAL_STATUSES, RETRYABLE_STATUSES, JobStatus, new_id, utcnow
@@ -204,10 +204,9 @@ class JobStore:
                         candidate,
                         JobStatus.FAILED,
                         now,
-                        error={
-                            "type": "worker_lost",
-                            "detail": f"the worker processing this job stopped {MAX_ATTEMPTS} times",
-                        },
+                        error=WorkerLost(
+                            f"the worker processing this job stopped {MAX_ATTEMPTS} times"
+                        ).problem(),
                     )
                     continue
                 candidate.status = JobStatus.PROCESSING

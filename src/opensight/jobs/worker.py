@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import OpenSightError
 from ..storage.tables import Job
 from .model import JobStatus
 from .store import JobStore
@@ -121,7 +122,7 @@ class WorkerPool:
                 log.exception("job %s crashed", job.id)
                 outcome = JobOutcome(
                     JobStatus.FAILED,
-                    error={"type": "internal_error", "detail": f"{type(exc).__name__}: {exc}"},
+                    error=OpenSightError(f"{type(exc).__name__}: {exc}").problem(),
                 )
             written = self.store.finish(
                 job.id,

@@ -200,10 +200,17 @@ class AnalysisService:
             try:
                 specs.append(self._spec(principal, self._job_source(principal, source), request))
             except OpenSightError as exc:
-                raise type(exc)(f"source {index}: {exc.detail}") from exc
+                exc.detail = f"source {index}: {exc.detail}"
+                raise
         batch = self.jobs.create_batch(principal.tenant_id, request.features, specs)
         self.notify_workers(len(specs))
         return batch
+
+    def retry(self, principal: Principal, job_id: str) -> Job:
+        """Put a failed or timed-out job back in the queue and wake a worker."""
+        job = self.jobs.retry(job_id, principal.tenant_id)
+        self.notify_workers(1)
+        return job
 
     # ---------------------------------------------------------------- worker
     def run_job(self, job: Job) -> JobOutcome:
@@ -220,12 +227,7 @@ class AnalysisService:
         except OpenSightError as exc:
             return JobOutcome(
                 JobStatus.FAILED,
-                error={
-                    "type": exc.type,
-                    "title": exc.title,
-                    "status": exc.status,
-                    "detail": exc.detail,
-                },
+                error=exc.problem(),
             )
         result = {"image": image.info(), **outcome.results}
         if outcome.skipped_reason:

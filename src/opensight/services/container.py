@@ -67,10 +67,10 @@ class Container:
     @cached_property
     def analysis(self) -> AnalysisService:
         return AnalysisService(
-            self.settings, self.images, self.jobs, self.pipeline, notify_workers=self._notify
+            self.settings, self.images, self.jobs, self.pipeline, notify_workers=self.notify_workers
         )
 
-    def _notify(self, count: int) -> None:
+    def notify_workers(self, count: int) -> None:
         if self.workers is not None:
             self.workers.notify(count)
 
@@ -125,8 +125,13 @@ class Container:
         from ..images import DecodedImage
 
         rng = np.random.default_rng(0)
-        image = DecodedImage(rgb=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
-                             format="PNG", sha256="0" * 64, byte_size=0, mode="RGB")
+        image = DecodedImage(
+            rgb=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+            format="PNG",
+            sha256="0" * 64,
+            byte_size=0,
+            mode="RGB",
+        )
         try:
             self.pipeline.run_one(image, list(registry.DEFAULT_FEATURES))
         except Exception:

@@ -43,8 +43,7 @@ async def list_jobs(
 async def retry_job(
     job_id: str, container: ContainerDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    job = await run_in_threadpool(container.jobs.retry, job_id, principal.tenant_id)
-    container._notify(1)
+    job = await run_in_threadpool(container.analysis.retry, principal, job_id)
     return job_view(job)
 
 
