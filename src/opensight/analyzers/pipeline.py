@@ -65,6 +65,7 @@ class Pipeline:
                 self.on_timing(name, time.perf_counter() - started)
             still_active = []
             for index, result in zip(active, results, strict=True):
+                result.setdefault("version", analyzer.version)  # every result says who made it
                 previous[index][name] = result
                 if name in requested:
                     outcomes[index].results[name] = result

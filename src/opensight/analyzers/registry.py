@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 
 from ..errors import UnknownFeature
@@ -17,12 +18,32 @@ def register(analyzer: Analyzer) -> Analyzer:
     return analyzer
 
 
+#: Modules of the built-in analyzers; each registers itself on import.
+BUILTIN_MODULES = (
+    "quality",
+    "metadata",
+    "ocr",
+    "moderation",
+    "anatomy",
+    "faces",
+    "colors",
+    "hashes",
+    "watermark",
+)
+
+
 def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from . import metadata, quality  # noqa: F401  (modules register themselves)
+    for module in BUILTIN_MODULES:
+        name = f"{__package__}.{module}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a dependency is missing: that is a real error
+                raise
 
 
 def all_analyzers() -> dict[str, Analyzer]:
