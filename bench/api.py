@@ -26,6 +26,7 @@ import io
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,6 +59,7 @@ from opensight.localrun import LocalAnalyzer, default_workers, expand_sources  #
 CONCURRENCY = 8
 FEATURE = "quality"
 CLI_FEATURES = "quality,metadata"
+CLI = (sys.executable, "-m", "opensight")
 SIZE = (1155, 866)  # ~1 MP
 OVERHEAD_GOAL = 0.15  # API overhead at concurrency 8
 ASYNC_GOAL = 300.0  # accepted async jobs per second
@@ -76,25 +78,39 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat_cpu(path: str) -> float | None:
-    try:
-        with open(path) as handle:
-            fields_ = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields_[11]) + int(fields_[12])) / _CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
+@dataclass(frozen=True)
+class Usage:
+    """Cumulative resource use of a process: CPU seconds (user + system) and minor page faults."""
+
+    cpu: float
+    minflt: int
+    loop_cpu: float = 0.0
+    """Of ``cpu``, the main thread's: for ``opensight serve`` the event loop (uvicorn,
+    routing, multipart parsing, responses); the rest is its threadpool and workers."""
 
 
-def server_cpu(pid: int | None) -> tuple[float, float] | None:
-    """(whole process, main thread) utime + stime in seconds, from Linux /proc; else None.
+def _proc_stat(path: str) -> tuple[float, int]:
+    with open(path) as handle:
+        fields_ = handle.read().rsplit(")", 1)[1].split()  # fields from 3 (state) on
+    return (int(fields_[11]) + int(fields_[12])) / _CLK_TCK, int(fields_[7])
 
-    The main thread of ``opensight serve`` runs the event loop (uvicorn, routing,
-    multipart parsing, responses); the rest runs in the threadpool and workers.
-    """
+
+def usage_of(pid: int | None) -> Usage | None:
+    """Another process's usage from Linux /proc; None elsewhere or without a pid."""
     if not pid:
         return None
-    total, main = _stat_cpu(f"/proc/{pid}/stat"), _stat_cpu(f"/proc/{pid}/task/{pid}/stat")
-    return None if total is None or main is None else (total, main)
+    try:
+        cpu, minflt = _proc_stat(f"/proc/{pid}/stat")
+        loop_cpu, _ = _proc_stat(f"/proc/{pid}/task/{pid}/stat")
+    except (OSError, IndexError, ValueError):
+        return None
+    return Usage(cpu, minflt, loop_cpu)
+
+
+def own_usage(who: int = resource.RUSAGE_SELF) -> Usage:
+    """This process's usage (all threads), or with RUSAGE_CHILDREN its waited-for children's."""
+    ru = resource.getrusage(who)
+    return Usage(ru.ru_utime + ru.ru_stime, ru.ru_minflt)
 
 
 def tune_malloc() -> bool:
@@ -127,10 +143,10 @@ class Run:
     latencies: list[float]
     client_cpu: float
     """CPU seconds of this (bench) process during the run, all threads."""
-    server_cpu: float | None = None
-    """CPU seconds of the server process during the run."""
-    server_loop_cpu: float | None = None
-    """... of which its main thread (the event loop)."""
+    client_minflt: int = 0
+    """Minor page faults of this process during the run."""
+    server: Usage | None = None
+    """What the server process used during the run (differences, not totals)."""
 
     @property
     def throughput(self) -> float:
@@ -167,8 +183,8 @@ def measure(
 
     def at_start() -> None:
         """Runs once, when every thread is ready, before any is released."""
-        start.server_cpu = server_cpu(server_pid)
-        start.cpu = time.process_time()
+        start.server = usage_of(server_pid)
+        start.own = own_usage()
         start.time = time.perf_counter()
         start.deadline = start.time + (duration or 0.0)
 
@@ -212,14 +228,23 @@ def measure(
         thread.start()
     for thread in threads:
         thread.join()
-    end, cpu = time.perf_counter(), time.process_time()
-    server_after = server_cpu(server_pid)
+    end, own = time.perf_counter(), own_usage()
+    server_after = usage_of(server_pid)
     if errors:
         raise RuntimeError(f"benchmark call failed: {errors[0]!r}") from errors[0]
-    run = Run(len(latencies), end - start.time, latencies, cpu - start.cpu)
-    if start.server_cpu is not None and server_after is not None:
-        run.server_cpu = server_after[0] - start.server_cpu[0]
-        run.server_loop_cpu = server_after[1] - start.server_cpu[1]
+    run = Run(
+        len(latencies),
+        end - start.time,
+        latencies,
+        own.cpu - start.own.cpu,
+        own.minflt - start.own.minflt,
+    )
+    if start.server is not None and server_after is not None:
+        run.server = Usage(
+            server_after.cpu - start.server.cpu,
+            server_after.minflt - start.server.minflt,
+            server_after.loop_cpu - start.server.loop_cpu,
+        )
     return run
 
 
@@ -227,8 +252,8 @@ def measure(
 class _Start:
     time: float = 0.0
     deadline: float = 0.0
-    cpu: float = 0.0
-    server_cpu: tuple[float, float] | None = None
+    own: Usage = Usage(0.0, 0)
+    server: Usage | None = None
 
 
 def median_run(runs: Sequence[Run]) -> dict[str, float]:
@@ -244,19 +269,15 @@ def median_run(runs: Sequence[Run]) -> dict[str, float]:
         "p50": med([r.pct(50) for r in runs]),
         "p99": med([r.pct(99) for r in runs]),
         "client_cpu_ms": med([1000 * r.client_cpu / max(r.calls, 1) for r in runs]),
+        "client_minflt": med([r.client_minflt / max(r.calls, 1) for r in runs]),
         "server_cpu_ms": med(
-            [
-                1000 * r.server_cpu / max(r.calls, 1) if r.server_cpu is not None else None
-                for r in runs
-            ]
+            [1000 * r.server.cpu / max(r.calls, 1) if r.server else None for r in runs]
         ),
         "server_loop_ms": med(
-            [
-                1000 * r.server_loop_cpu / max(r.calls, 1)
-                if r.server_loop_cpu is not None
-                else None
-                for r in runs
-            ]
+            [1000 * r.server.loop_cpu / max(r.calls, 1) if r.server else None for r in runs]
+        ),
+        "server_minflt": med(
+            [r.server.minflt / max(r.calls, 1) if r.server else None for r in runs]
         ),
     }
 
@@ -369,6 +390,12 @@ def header(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def busy_machine() -> bool:
+    if not hasattr(os, "getloadavg"):
+        return False
+    return os.getloadavg()[0] > (os.cpu_count() or 1)
+
+
 def git_state() -> str:
     """Commit and whether the work tree differs (benchmarks of a dirty tree are not the commit's)."""
     try:
@@ -464,6 +491,7 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
         "bench CPU ms/call",
         "server CPU ms/call",
         "of which event loop",
+        "page faults/call bench/server",
     ):
         table.add_column(col, justify="left" if col == "path" else "right")
     stats = {k: median_run(v) for k, v in results.items()}
@@ -480,11 +508,20 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
                 fmt(s["client_cpu_ms"]),
                 ("" if side == "api" else "(idle) ") + fmt(s["server_cpu_ms"]),
                 fmt(s["server_loop_ms"]),
+                f"{fmt(s['client_minflt'], 0)} / {fmt(s['server_minflt'], 0)}",
             )
     console.print(table)
 
     over = Table(title="API overhead = in-process calls/s / API calls/s - 1", title_justify="left")
-    for col in ("conc", "per round", "median", "from medians", "CPU/call API vs in-proc", "goal"):
+    for col in (
+        "conc",
+        "per round",
+        "median",
+        "from medians",
+        "CPU/call API vs in-proc",
+        "CPU overhead",
+        "goal",
+    ):
         over.add_column(col, justify="right")
     for conc in (1, CONCURRENCY):
         pairs = zip(results[("in-process", conc)], results[("api", conc)], strict=True)
@@ -494,7 +531,8 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
             stats[("in-process", conc)]["throughput"] / stats[("api", conc)]["throughput"] - 1
         )
         api_cpu = stats[("api", conc)]["client_cpu_ms"] + stats[("api", conc)]["server_cpu_ms"]
-        cpu_ratio = f"{api_cpu:.1f} / {stats[('in-process', conc)]['client_cpu_ms']:.1f} ms"
+        inproc_cpu = stats[("in-process", conc)]["client_cpu_ms"]
+        cpu_ratio = f"{api_cpu:.1f} / {inproc_cpu:.1f} ms"
         goal = ""
         if conc == CONCURRENCY:
             ok = med <= OVERHEAD_GOAL
@@ -505,9 +543,15 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
             f"{med:+.1%}",
             f"{from_medians:+.1%}",
             cpu_ratio,
+            f"{api_cpu / inproc_cpu - 1:+.0%}",
             goal,
         )
     console.print(over)
+    if busy_machine():
+        console.print(
+            "  [yellow]the machine is busy (load average above its CPU count): calls/s and\n"
+            "  latencies mostly measure waiting for a CPU; the CPU columns hold up better.[/]"
+        )
     console.print(
         "  in-process = decode(bytes) + Pipeline().run_one(image, ['quality']) in this process.\n"
         "  in-process runs in this bench process while the server sits idle (its workers only\n"
@@ -515,7 +559,8 @@ def bench_sync(args: argparse.Namespace, work: Path) -> None:
         "  so server and httpx clients share the same cores. 'bench CPU' for API rows is the\n"
         "  client side (httpx multipart encode + response parse); 'event loop' is the server's\n"
         "  main thread (uvicorn, routing, multipart parsing, responses), the rest of server CPU\n"
-        "  is its threadpool (auth lookup, decode, pipeline) and idle job workers.",
+        "  is its threadpool (auth lookup, decode, pipeline) and idle job workers. Page faults\n"
+        "  are minor faults (fresh memory from the kernel, counted in CPU as system time).",
         style="dim",
     )
 
@@ -609,7 +654,13 @@ def bench_cli(args: argparse.Namespace, work: Path) -> None:
     corpus = work / "corpus"
     corpus.mkdir()
     started = time.perf_counter()
-    total = make_corpus(corpus, count, args.seed)
+    # in a child process, so this one's malloc state is not shaped by big scratch images
+    subprocess.run(
+        [sys.executable, __file__, "--make-corpus", str(corpus), str(count), str(args.seed)],
+        check=True,
+        timeout=600,
+    )
+    total = sum(path.stat().st_size for path in corpus.iterdir())
     console.rule(
         f"[bold]3. `opensight analyze DIR --json --features {CLI_FEATURES}` over "
         f"{count} JPEGs ({total / count / 1024:.0f} KiB avg, made in "
@@ -625,25 +676,18 @@ def bench_cli(args: argparse.Namespace, work: Path) -> None:
         "NO_COLOR": "1",
     }
 
-    def cli(directory: Path, expect: int) -> float:
+    def cli(directory: Path, expect: int) -> tuple[float, Usage]:
+        before = own_usage(resource.RUSAGE_CHILDREN)
         begun = time.perf_counter()
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "opensight",
-                "analyze",
-                str(directory),
-                "--json",
-                "--features",
-                CLI_FEATURES,
-            ],
+            [*CLI, "analyze", str(directory), "--json", "--features", CLI_FEATURES],
             capture_output=True,
             text=True,
             env=env,
             timeout=600,
         )
         elapsed = time.perf_counter() - begun
+        after = own_usage(resource.RUSAGE_CHILDREN)
         lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
         bad = [line for line in lines if "error" in line]
         if proc.returncode != 0 or len(lines) != expect or bad:
@@ -651,26 +695,28 @@ def bench_cli(args: argparse.Namespace, work: Path) -> None:
                 f"CLI failed (rc={proc.returncode}, {len(lines)} lines, "
                 f"{bad[:1]}): {proc.stderr[-1000:]}"
             )
-        return elapsed
+        return elapsed, Usage(after.cpu - before.cpu, after.minflt - before.minflt)
 
     sources = expand_sources([str(corpus)])
     assert len(sources) == count
 
-    def local(workers: int) -> float:
+    def local(workers: int) -> tuple[float, Usage]:
         runner = LocalAnalyzer(CLI_FEATURES)
+        before = own_usage()
         begun = time.perf_counter()
         results = [result.to_json() for result in runner.run(sources, workers=workers)]
         elapsed = time.perf_counter() - begun
+        after = own_usage()
         failed = [r for r in results if "error" in r]
         if failed:
             raise RuntimeError(f"LocalAnalyzer failed: {failed[:1]}")
-        return elapsed
+        return elapsed, Usage(after.cpu - before.cpu, after.minflt - before.minflt)
 
     workers = min(default_workers(), count)
     local(workers)  # warm imports, analyzers and caches once
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[tuple[float, Usage]]] = {}
     for round_no in range(args.rounds):
-        steps: list[tuple[str, Callable[[], float]]] = [
+        steps: list[tuple[str, Callable[[], tuple[float, Usage]]]] = [
             ("cli-1", lambda: cli(single, 1)),
             ("cli", lambda: cli(corpus, count)),
             (f"local-{workers}", lambda: local(workers)),
@@ -682,53 +728,56 @@ def bench_cli(args: argparse.Namespace, work: Path) -> None:
             times.setdefault(name, []).append(step())
         console.print(f"  round {round_no + 1}/{args.rounds} done", style="dim")
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    startup = med["cli-1"]
+    def med(name: str, what: Callable[[tuple[float, Usage]], float]) -> float:
+        return statistics.median(what(t) for t in times[name])
+
     table = Table(
         title=f"3. {count} images, quality+metadata (median of {args.rounds} alternating round(s))",
         title_justify="left",
     )
-    for col in ("how", "images", "wall s", "images/s", "ms/image", "per round (s)"):
+    for col in ("how", "images", "wall s", "images/s", "CPU s", "page faults/image", "per round"):
         table.add_column(col, justify="left" if col == "how" else "right")
+
+    def row(label: str, name: str, images: int) -> None:
+        wall = med(name, lambda t: t[0])
+        table.add_row(
+            label,
+            str(images),
+            f"{wall:.2f}",
+            f"{images / wall:.1f}" if images > 1 else "-",
+            f"{med(name, lambda t: t[1].cpu):.2f}",
+            f"{med(name, lambda t: t[1].minflt) / images:.0f}" if images > 1 else "-",
+            " ".join(f"{t[0]:.2f}" for t in times[name]),
+        )
+
+    row("CLI subprocess, 1 image (~start-up)", "cli-1", 1)
+    row(f"CLI subprocess (workers={workers})", "cli", count)
+    startup, wall = med("cli-1", lambda t: t[0]), med("cli", lambda t: t[0])
     table.add_row(
-        "CLI subprocess, 1 image (~start-up)",
-        "1",
-        f"{startup:.2f}",
-        "-",
-        "-",
-        " ".join(f"{t:.2f}" for t in times["cli-1"]),
-    )
-    table.add_row(
-        f"CLI subprocess (workers={workers})",
-        str(count),
-        f"{med['cli']:.2f}",
-        f"{count / med['cli']:.1f}",
-        f"{1000 * med['cli'] / count:.1f}",
-        " ".join(f"{t:.2f}" for t in times["cli"]),
-    )
-    table.add_row(
-        "CLI minus 1-image run (steady state)",
+        "CLI minus the 1-image run (steady state)",
         str(count - 1),
-        f"{med['cli'] - startup:.2f}",
-        f"{(count - 1) / max(med['cli'] - startup, 1e-9):.1f}",
-        "-",
+        f"{wall - startup:.2f}",
+        f"{(count - 1) / max(wall - startup, 1e-9):.1f}",
+        f"{med('cli', lambda t: t[1].cpu) - med('cli-1', lambda t: t[1].cpu):.2f}",
+        "",
         "",
     )
-    for name in (f"local-{workers}", "local-1"):
-        if name in med:
-            table.add_row(
-                f"LocalAnalyzer in-process (workers={name.split('-')[1]})",
-                str(count),
-                f"{med[name]:.2f}",
-                f"{count / med[name]:.1f}",
-                f"{1000 * med[name] / count:.1f}",
-                " ".join(f"{t:.2f}" for t in times[name]),
-            )
+    row(f"LocalAnalyzer in-process (workers={workers})", f"local-{workers}", count)
+    if workers != 1:
+        row("LocalAnalyzer in-process (workers=1)", "local-1", count)
     console.print(table)
+    console.print(
+        "  CPU s: user + system of the CLI process (its start-up included) or of this process.",
+        style="dim",
+    )
 
 
 # ------------------------------------------------------------------------ main
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--make-corpus"]:  # internal: bench 3 builds its images in a child
+        make_corpus(Path(argv[1]), int(argv[2]), int(argv[3]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (< 60 s)")
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 5, quick 1)")
@@ -751,9 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.malloc_applied = tune_malloc() if args.malloc == "tuned" else False
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.images = args.images or (30 if args.quick else 100)
-    args.calls_c1 = 20 if args.quick else 100
-    args.calls_c8 = 48 if args.quick else 240
-    args.async_seconds = 1.0 if args.quick else 2.5
+    args.calls_c1 = 20 if args.quick else 80
+    args.calls_c8 = 48 if args.quick else 160
+    args.async_seconds = 1.0 if args.quick else 2.0
     only = set(args.only or ("sync", "async", "cli"))
 
     header(args)
@@ -768,7 +817,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_cli(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    console.print(f"total {time.perf_counter() - begun:.0f} s", style="dim")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    console.print(
+        f"total {time.perf_counter() - begun:.0f} s, load avg at the end {load}", style="dim"
+    )
     return 0
 
 

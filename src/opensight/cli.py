@@ -620,4 +620,7 @@ def _print_doctor(report: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    from ._malloc import tune
+
+    tune()
     app()

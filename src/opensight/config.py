@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     """First retry delay; doubles each try (20 s, 40 s, ... 5 tries span > 10 min)."""
     webhook_timeout_seconds: float = 10.0
 
+    auth_cache_seconds: float = 1.0
+    """How long a verified key is trusted without a database read (revocation delay)."""
+
     # rate limit per API key (token bucket); 0 disables
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
+from .._malloc import tune as tune_malloc
 from ..config import Settings
 from ..services.container import Container
 from . import errors
@@ -18,6 +19,7 @@ from .routers.native import router as native_router
 
 def create_app(settings: Settings | None = None, *, workers: int | None = None) -> FastAPI:
     """Build the app. ``workers=0`` serves without a worker pool (scale-out API nodes)."""
+    tune_malloc()
     settings = settings or Settings()
     metrics = Metrics()
     container = Container(settings, on_timing=metrics.observe_analyzer)

@@ -30,7 +30,10 @@ def bearer_token(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     container = get_container(request)
-    principal = await run_in_threadpool(container.keys.authenticate, bearer_token(request))
+    token = bearer_token(request)
+    principal = container.keys.cached_principal(token)
+    if principal is None:
+        principal = await run_in_threadpool(container.keys.authenticate, token)
     limiter: TokenBuckets = request.app.state.rate_limiter
     wait = limiter.take(principal.key_id)
     if wait > 0:

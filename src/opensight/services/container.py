@@ -49,7 +49,7 @@ class Container:
 
     @cached_property
     def keys(self) -> KeyService:
-        return KeyService(self.db)
+        return KeyService(self.db, cache_seconds=self.settings.auth_cache_seconds)
 
     @cached_property
     def jobs(self) -> JobStore:

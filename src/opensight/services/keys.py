@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -40,8 +41,10 @@ def _hash(key: str) -> str:
 
 
 class KeyService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache_seconds: float = 0.0) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[Principal, float]] = {}
 
     def create(
         self, name: str, tenant: str | None = None, collection: str | None = None
@@ -102,7 +105,29 @@ class KeyService:
             return None  # pragma: no cover - defensive
         return record
 
+    def cached_principal(self, key: str) -> Principal | None:
+        """A recent successful authentication of ``key``, without touching the database."""
+        if self.cache_seconds <= 0:
+            return None
+        hit = self._cache.get(_hash(key))
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
     def authenticate(self, key: str) -> Principal:
+        """The caller behind ``key``; successes are cached ``cache_seconds`` (revocation
+        takes effect within that time), failures never are."""
+        cached = self.cached_principal(key)
+        if cached is not None:
+            return cached
+        principal = self._authenticate(key)
+        if self.cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[_hash(key)] = (principal, time.monotonic() + self.cache_seconds)
+        return principal
+
+    def _authenticate(self, key: str) -> Principal:
         if not key:
             raise Unauthorized("missing API key")
         record = self.lookup(key)
