@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -171,12 +172,16 @@ def decode(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img.seek(0)
-            img.load()
             exif = img.getexif()
             orientation = int(exif.get(ExifTags.Base.Orientation, 1) or 1)
-            upright = ImageOps.exif_transpose(img) if orientation != 1 else img
-            rgb, has_alpha = _to_rgb8(upright)
+            fast = _decode_plain(data, img, fmt, orientation)
+            if fast is not None:
+                rgb, has_alpha = fast, False
+            else:
+                img.seek(0)
+                img.load()
+                upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+                rgb, has_alpha = _to_rgb8(upright)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from exc
     if rgb.shape[0] * rgb.shape[1] > limits.max_pixels:  # pragma: no cover - header lied
@@ -195,6 +200,33 @@ def decode(
         has_alpha=has_alpha,
         source=source,
     )
+
+
+def _decode_plain(data: bytes, img: Image.Image, fmt: str, orientation: int) -> np.ndarray | None:
+    """OpenCV decode of the common case -- complete 8-bit RGB/grey JPEG or PNG, upright,
+    opaque -- or None to take Pillow's general path.
+
+    Same libjpeg-turbo/libpng output as Pillow, but it releases the GIL for the whole
+    decode and writes straight into the array (Pillow's ``tobytes`` copy holds the
+    GIL): measurably better when several requests decode at once. Truncated files are
+    left to Pillow, which refuses them (OpenCV would return the partial image).
+    """
+    if orientation != 1 or img.mode not in ("RGB", "L") or "transparency" in img.info:
+        return None
+    tail = data[-32:]
+    if fmt == "JPEG":
+        if b"\xff\xd9" not in tail:
+            return None
+    elif fmt == "PNG":
+        if b"IEND" not in tail:
+            return None
+    else:
+        return None
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if bgr is None or bgr.shape[:2] != (img.size[1], img.size[0]):
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _to_rgb8(img: Image.Image) -> tuple[np.ndarray, bool]:
