@@ -139,6 +139,14 @@ def test_analyze_sync_every_source(
     )
     assert b64.status_code == 200 and set(b64.json()["result"]) == {"metadata"}
 
+    raw = http.post(
+        "/v1/analyze",
+        content=photo,
+        params={"features": "quality"},
+        headers={"content-type": "image/jpeg"},
+    )
+    assert raw.status_code == 200 and raw.json()["result"]["quality"] == body["result"]["quality"]
+
     image_id = http.post("/v1/images", files={"image": ("p.jpg", photo)}).json()["id"]
     by_id = http.post("/v1/analyze", json={"image_id": image_id, "features": ["quality"]})
     assert by_id.json()["result"]["quality"] == body["result"]["quality"]

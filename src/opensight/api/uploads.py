@@ -66,12 +66,26 @@ async def read_file(form: FormData, field: str, max_image_bytes: int) -> bytes |
     return data
 
 
-def require_json_or_multipart(request: Request) -> str:
+def body_kind(request: Request) -> str:
+    """``form``, ``json`` or ``raw`` (the body is the image: ``image/*`` or octet-stream)."""
     kind = content_type(request)
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return "form"
     if kind in ("application/json", "") or kind.endswith("+json"):
         return "json"
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return "raw"
     raise UnsupportedMediaType(
-        f"send multipart/form-data (field `image`) or application/json, not {kind!r}"
+        "send multipart/form-data (field `image`), application/json, or the image itself "
+        f"(image/* or application/octet-stream), not {kind!r}"
     )
+
+
+def require_json_or_multipart(request: Request) -> str:
+    """``form`` or ``json``, for endpoints that take no raw image body."""
+    kind = body_kind(request)
+    if kind == "raw":
+        raise UnsupportedMediaType(
+            "send multipart/form-data (field `image`) or application/json with the image"
+        )
+    return kind

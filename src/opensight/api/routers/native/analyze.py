@@ -14,7 +14,7 @@ from ....errors import ValidationFailed
 from ....jobs.model import FINAL_STATUSES
 from ....services.analysis import AnalysisRequest, Source, job_view, wait_for_job
 from ...deps import ContainerDep, PrincipalDep
-from ...uploads import read_file, read_form, read_json, require_json_or_multipart
+from ...uploads import body_kind, read_body, read_file, read_form, read_json
 
 router = APIRouter(tags=["analyze"])
 
@@ -64,7 +64,14 @@ def parse_fields(raw: dict[str, Any]) -> AnalyzeFields:
 
 
 async def read_request(request: Request, max_bytes: int) -> tuple[Source, AnalyzeFields]:
-    if require_json_or_multipart(request) == "form":
+    kind = body_kind(request)
+    if kind == "raw":  # the body is the image; the other fields come in the query string
+        data = await read_body(request, max_bytes)
+        fields = parse_fields(dict(request.query_params))
+        if fields.url or fields.image_id or fields.base64:
+            raise ValidationFailed("the body is the image: give no url/image_id/base64 too")
+        return Source(data=data), fields
+    if kind == "form":
         form = await read_form(request, max_bytes)
         upload = await read_file(form, "image", max_bytes)
         fields = parse_fields(
@@ -86,8 +93,9 @@ async def read_request(request: Request, max_bytes: int) -> tuple[Source, Analyz
 @router.post(
     "/analyze",
     summary="Analyze one image",
-    description="Multipart (`image` file + form fields) or JSON (`url`, `image_id` or "
-    "`base64`). `async=true` returns 202 with a job to poll.",
+    description="Multipart (`image` file + form fields), JSON (`url`, `image_id` or "
+    "`base64`), or the image itself as the body (`image/*`, fields in the query string). "
+    "`async=true` returns 202 with a job to poll.",
     responses={202: {"description": "Job accepted"}},
 )
 async def analyze(
