@@ -64,12 +64,8 @@ SIZE = (1155, 866)  # ~1 MP
 OVERHEAD_GOAL = 0.15  # API overhead at concurrency 8
 ASYNC_GOAL = 300.0  # accepted async jobs per second
 NO_RATE_LIMIT = {"OPENSIGHT_RATE_LIMIT_PER_SECOND": "0"}
-TUNED_MALLOC_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
-    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
-}
-"""glibc: keep freed image-sized buffers in the heap instead of returning them to the OS
-(a fixed mmap threshold also turns off glibc's dynamic one). ``--malloc tuned`` applies it."""
+GLIBC_MALLOC_ENV = {"OPENSIGHT_MALLOC_TUNING": "false"}
+"""``--malloc glibc``: servers and CLI runs keep glibc's defaults (no mallopt)."""
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -114,23 +110,15 @@ def own_usage(who: int = resource.RUSAGE_SELF) -> Usage:
 
 
 def tune_malloc() -> bool:
-    """Apply TUNED_MALLOC_ENV to this running process with mallopt (glibc only)."""
-    import ctypes
+    """The same malloc tuning `opensight serve` and `opensight analyze` apply at start."""
+    from opensight._malloc import tune
 
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(
-        libc.mallopt(m_mmap_threshold, 64 << 20) == 1
-        and libc.mallopt(m_trim_threshold, 256 << 20) == 1
-    )
+    return tune()
 
 
 def subprocess_env(args: argparse.Namespace) -> dict[str, str]:
     """Extra environment for servers and CLI runs."""
-    return {**NO_RATE_LIMIT, **(TUNED_MALLOC_ENV if args.malloc == "tuned" else {})}
+    return {**NO_RATE_LIMIT, **(GLIBC_MALLOC_ENV if args.malloc == "glibc" else {})}
 
 
 # ------------------------------------------------------------------ measurement
@@ -382,9 +370,9 @@ def header(args: argparse.Namespace) -> None:
     table.add_row("python", platform.python_version(), platform.platform())
     table.add_row("versions", ", ".join(f"{k} {v}" for k, v in versions().items()), "")
     table.add_row("source", git_state(), "")
-    malloc = "glibc default"
-    if args.malloc == "tuned":
-        malloc = "tuned: " + " ".join(f"{k}={v}" for k, v in TUNED_MALLOC_ENV.items())
+    malloc = "glibc default (OPENSIGHT_MALLOC_TUNING=false everywhere)"
+    if args.malloc == "product":
+        malloc = "OpenSight's mallopt tuning in every process (its default)"
         malloc += "" if args.malloc_applied else " (mallopt failed here: subprocesses only)"
     table.add_row("malloc", malloc, "")
     console.print(table)
@@ -791,13 +779,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
         "--malloc",
-        choices=("default", "tuned"),
-        default="default",
-        help="tuned: keep freed buffers in the glibc heap (mallopt here, MALLOC_* env "
-        "for servers and CLI runs), to see what page faults cost",
+        choices=("product", "glibc"),
+        default="product",
+        help="product: OpenSight's own malloc tuning in every process, as shipped (default); "
+        "glibc: glibc's defaults everywhere, to see what page faults cost",
     )
     args = parser.parse_args(argv)
-    args.malloc_applied = tune_malloc() if args.malloc == "tuned" else False
+    args.malloc_applied = tune_malloc() if args.malloc == "product" else False
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.images = args.images or (30 if args.quick else 100)
     args.calls_c1 = 20 if args.quick else 80
