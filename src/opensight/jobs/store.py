@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, NotFound, WorkerLost
@@ -24,6 +24,7 @@ from .model import FINAL_STATUSES, RETRYABLE_STATUSES, JobStatus, new_id, utcnow
 
 #: A job whose worker died this many times is failed instead of handed out again.
 MAX_ATTEMPTS = 5
+_JOB_COLUMNS = tuple(Job.__table__.columns)
 
 
 @dataclass
@@ -72,9 +73,11 @@ class JobStore:
             if existing is not None:
                 return existing, False
         row = self._row(spec, utcnow())
+        values = {column.key: getattr(row, column.key) for column in _JOB_COLUMNS}
         try:
-            with self.db.session() as session:
-                session.add(row)
+            # Core insert: the ORM's unit of work doubled the cost of a submission.
+            with self.db.engine.begin() as connection:
+                connection.execute(insert(Job), values)
         except IntegrityError:
             if spec.idempotency_key:  # lost a race with an identical request
                 existing = self._by_idempotency_key(spec.tenant_id, spec.idempotency_key)

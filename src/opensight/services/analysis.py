@@ -138,7 +138,7 @@ class AnalysisService:
             row, _ = self.images.store(principal.tenant_id, source.data, full_check=False)
             return {"image_id": row.id}
         if source.image_id is not None:
-            self.images.get(principal.tenant_id, source.image_id)
+            self.images.require(principal.tenant_id, source.image_id)
             return {"image_id": source.image_id}
         assert source.url is not None
         if len(source.url) > 4096:

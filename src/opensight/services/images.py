@@ -58,6 +58,16 @@ class ImageService:
             return self.get(tenant_id, image_id), False
         return row, True
 
+    def require(self, tenant_id: str, image_id: str) -> None:
+        """Raise NotFound unless the tenant has this image (one indexed read, no ORM)."""
+        query = select(StoredImage.id).where(
+            StoredImage.tenant_id == tenant_id, StoredImage.id == image_id
+        )
+        with self.db.read_engine.connect() as connection:
+            found = connection.execute(query).first()
+        if found is None:
+            raise NotFound(f"no image {image_id!r}")
+
     def get(self, tenant_id: str, image_id: str) -> StoredImage:
         with self.db.read() as session:
             row = session.get(StoredImage, (tenant_id, image_id))
