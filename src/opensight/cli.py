@@ -619,6 +619,12 @@ def _print_doctor(report: dict[str, Any]) -> None:
     )
 
 
+from .cli_collections import collections_app, dedupe  # noqa: E402
+
+app.add_typer(collections_app, name="collections")
+app.command("dedupe")(dedupe)
+
+
 def main() -> None:
     from ._malloc import tune
 

@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from functools import cached_property
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..analyzers.pipeline import Pipeline, TimingHook
 from ..config import Settings
@@ -23,6 +23,9 @@ from ..storage.tables import Job
 from .analysis import AnalysisService, job_view
 from .images import ImageService
 from .keys import KeyService
+
+if TYPE_CHECKING:
+    from ..collections.service import CollectionService
 
 log = logging.getLogger("opensight")
 
@@ -68,6 +71,22 @@ class Container:
     def analysis(self) -> AnalysisService:
         return AnalysisService(
             self.settings, self.images, self.jobs, self.pipeline, notify_workers=self.notify_workers
+        )
+
+    @cached_property
+    def collections(self) -> CollectionService:
+        from ..collections.index import open_backend
+        from ..collections.service import CollectionService
+        from ..netguard import fetch_bytes
+
+        url = getattr(self.settings, "index_url", None) or os.environ.get("OPENSIGHT_INDEX_URL")
+        analysis = self.analysis
+        return CollectionService(
+            self.db,
+            self.images,
+            open_backend(url, self.settings.data_dir),
+            load=analysis.load,
+            fetch_url=lambda u: fetch_bytes(u, analysis.fetch_policy),
         )
 
     def notify_workers(self, count: int) -> None:

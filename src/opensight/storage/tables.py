@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -110,4 +121,80 @@ class Job(Base):
         Index("ix_jobs_batch", "batch_id", "batch_index"),
         Index("ix_jobs_webhook", "webhook_status", "webhook_next_at"),
         Index("uq_jobs_idempotency", "tenant_id", "idempotency_key", unique=True),
+    )
+
+
+#: 64-bit keys on PostgreSQL; SQLite's rowid (INTEGER PRIMARY KEY is 64-bit there too).
+_Key = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Collection(Base):
+    """A tenant's collection of images searched by similarity (see opensight.collections)."""
+
+    __tablename__ = "collections"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """Internal id (``col_...``), also the name of its vector index."""
+    tenant_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    metadata_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    embedder: Mapped[str] = mapped_column(String(64))
+    """The descriptor space of its vectors (e.g. ``classic-v1``); never mixed."""
+    dim: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    """Bumped by every change of its images: another process then knows to resync."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("uq_collections_tenant_name", "tenant_id", "name", unique=True),)
+
+
+class CollectionImage(Base):
+    """One image of a collection and its signals; ``key`` is its vector-index key."""
+
+    __tablename__ = "collection_images"
+    key: Mapped[int] = mapped_column(_Key, primary_key=True, autoincrement=True)
+    """Never reused (AUTOINCREMENT / a sequence): a replaced image gets a new key."""
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    id: Mapped[str] = mapped_column(String(100))
+    image_id: Mapped[str] = mapped_column(String(64))
+    """The tenant's stored image holding the bytes (``/v1/images/{image_id}``)."""
+    sha256: Mapped[str] = mapped_column(String(64))
+    pixel_sha256: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[str] = mapped_column(String(16))
+    dhash: Mapped[str] = mapped_column(String(16))
+    colorhash: Mapped[str] = mapped_column(String(16))
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary)
+    """float16 vector of the collection's embedder."""
+    local_features: Mapped[bytes] = mapped_column(LargeBinary)
+    """opensight.signals.local.LocalFeatures.to_bytes()."""
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("uq_collection_images_id", "collection_id", "id", unique=True),
+        Index("ix_collection_images_order", "collection_id", "key"),
+        Index("ix_collection_images_sha256", "collection_id", "sha256"),
+        Index("ix_collection_images_pixels", "collection_id", "pixel_sha256"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class CollectionDuplicate(Base):
+    """An exact or near-duplicate pair found when the newer image (``key_b``) was added."""
+
+    __tablename__ = "collection_duplicates"
+    key_a: Mapped[int] = mapped_column(
+        _Key, ForeignKey("collection_images.key", ondelete="CASCADE"), primary_key=True
+    )
+    key_b: Mapped[int] = mapped_column(
+        _Key, ForeignKey("collection_images.key", ondelete="CASCADE"), primary_key=True
+    )
+    collection_id: Mapped[str] = mapped_column(String(40))
+    score: Mapped[float] = mapped_column(Float)
+    match: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        Index("ix_collection_duplicates_collection", "collection_id", "key_a"),
+        Index("ix_collection_duplicates_b", "key_b"),
     )
