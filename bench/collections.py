@@ -117,7 +117,8 @@ def base_images() -> dict[str, np.ndarray]:
 
     out: dict[str, np.ndarray] = {}
     for name in PHOTOS:
-        arr = _as_rgb(getattr(data, name)())
+        # binary_blobs is random unless seeded: seed it so every run queries the same set
+        arr = _as_rgb(data.binary_blobs(rng=1) if name == "binary_blobs" else getattr(data, name)())
         pixels = arr.shape[0] * arr.shape[1]
         tiles = 3 if pixels > 1_500_000 else 2 if pixels >= 250_000 else 1
         if tiles == 1 or name in NO_TILE:
@@ -518,12 +519,13 @@ def random_vectors(kind: str, n: int, dim: int, rng: Any, latent: Any = None) ->
 
 
 EXPANSIONS = (64, 128, 256)
-"""Search-time HNSW candidate lists compared in (b); collections use EXPANSION_SEARCH."""
+"""Search-time HNSW candidate lists compared in (b) (collections: 128, 256 from 300k)."""
 
 
 def _bench_vectors(
     kind: str, n: int, dim: int, queries: int, recall_queries: int, rng: Any
 ) -> list[list[str]]:
+    from opensight.collections.index import usearch_backend as backend
     from opensight.collections.index.usearch_backend import UsearchCollectionIndex
 
     latent = rng.standard_normal((32, dim), dtype=np.float32) / np.sqrt(32)
@@ -537,13 +539,15 @@ def _bench_vectors(
     rss = _rss_mb() - rss0
     exact = _exact_top10(base, qs[:recall_queries])
     rows = []
+    saved = backend.EXPANSION_SEARCH, backend.LARGE_EXPANSION_SEARCH
     for ef in EXPANSIONS:
-        index.vectors.expansion_search = ef
+        backend.EXPANSION_SEARCH = backend.LARGE_EXPANSION_SEARCH = ef
         lat, total = _latencies(lambda i: index.search_vectors(qs[i], 10), queries)
         recall = [
             len(set(index.search_vectors(qs[i], 10).keys.tolist()) & set(exact[i].tolist())) / 10
             for i in range(recall_queries)
         ]
+        backend.EXPANSION_SEARCH, backend.LARGE_EXPANSION_SEARCH = saved
         rows.append([
             f"{dim}-d {kind}", f"{n:,}", str(ef), f"{build:.1f}", f"{n / build:,.0f}",
             f"{index.vectors.memory_usage / 2**20:,.0f}", f"{rss:,.0f}",

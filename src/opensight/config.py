@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     """SQLAlchemy URL; default is a SQLite file in the data dir."""
+    index_url: str | None = None
+    """Vector index for collections: ``qdrant://host:6333``; default usearch files in the data dir."""
 
     # ingest limits
     max_upload_bytes: int = 25 * 1024 * 1024

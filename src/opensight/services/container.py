@@ -79,7 +79,7 @@ class Container:
         from ..collections.service import CollectionService
         from ..netguard import fetch_bytes
 
-        url = getattr(self.settings, "index_url", None) or os.environ.get("OPENSIGHT_INDEX_URL")
+        url = self.settings.index_url
         analysis = self.analysis
         return CollectionService(
             self.db,
@@ -184,6 +184,8 @@ class Container:
 
     def close(self) -> None:
         self.stop_background()
+        if "collections" in self.__dict__:
+            self.collections.close()
         if "db" in self.__dict__:
             self.db.dispose()
 

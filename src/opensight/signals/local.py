@@ -168,6 +168,7 @@ def verify(query: LocalFeatures, candidate: LocalFeatures) -> Verification:
         return Verification(0, len(good))
     src = query.xy[[m.queryIdx for m in good]]
     dst = candidate.xy[[m.trainIdx for m in good]]
+    cv2.setRNGSeed(len(good))  # RANSAC draws from OpenCV's per-thread RNG: same pair, same answer
     model, mask = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000,
         confidence=0.995,
