@@ -98,7 +98,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -106,6 +106,7 @@ import numpy as np
 
 from ..errors import ValidationFailed
 from ..images import DecodedImage
+from ._options import numeric_options
 from .base import AnalysisContext, Analyzer
 from .registry import register
 
@@ -152,23 +153,10 @@ class QualityOptions:
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> QualityOptions:
-        known = {f.name: f.type for f in fields(cls)}
-        changes: dict[str, Any] = {}
-        for key, value in options.items():
-            if key not in known:
-                continue  # other, unrelated options (e.g. for a front end) are ignored
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValidationFailed(f"quality option {key!r} must be a number")
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValidationFailed(f"quality option {key!r} must be a number") from None
-            if not math.isfinite(number) or number < 0:
-                raise ValidationFailed(f"quality option {key!r} must be a finite number >= 0")
-            if key in _LUMA_OPTIONS and number > 255:
+        opts = numeric_options("quality", cls(), options)
+        for key in _LUMA_OPTIONS:
+            if getattr(opts, key) > 255:
                 raise ValidationFailed(f"quality option {key!r} is a luma level, 0..255")
-            changes[key] = int(number) if known[key] == "int" else number
-        opts = replace(cls(), **changes)
         if opts.working_size < 16 or opts.block < 4:
             raise ValidationFailed("quality options working_size >= 16 and block >= 4 are required")
         return opts

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -75,6 +75,7 @@ import numpy as np
 
 from ..errors import ValidationFailed
 from ..images import DecodedImage
+from ._options import numeric_options
 from .base import AnalysisContext, Analyzer
 from .registry import register
 
@@ -98,21 +99,7 @@ class WatermarkOptions:
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> WatermarkOptions:
-        known = {f.name: f.type for f in fields(cls)}
-        changes: dict[str, Any] = {}
-        for key, value in options.items():
-            if key not in known:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValidationFailed(f"watermark option {key!r} must be a number")
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValidationFailed(f"watermark option {key!r} must be a number") from None
-            if not math.isfinite(number) or number < 0:
-                raise ValidationFailed(f"watermark option {key!r} must be a finite number >= 0")
-            changes[key] = int(number) if known[key] == "int" else number
-        opts = replace(cls(), **changes)
+        opts = numeric_options("watermark", cls(), options)
         if opts.working_size < 128:
             raise ValidationFailed("watermark option working_size must be >= 128")
         if opts.min_confidence > 1:
