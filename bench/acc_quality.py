@@ -75,8 +75,7 @@ class Outcome:
 
 
 def as_image(rgb: np.ndarray) -> DecodedImage:
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return DecodedImage(rgb=rgb, format="PNG", sha256="0" * 64, byte_size=rgb.size, mode="RGB")
+    return DecodedImage.from_array(rgb)
 
 
 def evaluate(seed: int = 0, quick: bool = False) -> list[Outcome]:

@@ -54,8 +54,7 @@ def photo(name: str) -> np.ndarray:
 
 
 def as_image(rgb: np.ndarray, fmt: str = "PNG") -> DecodedImage:
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return DecodedImage(rgb=rgb, format=fmt, sha256="0" * 64, byte_size=rgb.size, mode="RGB")
+    return DecodedImage.from_array(rgb, fmt)
 
 
 def quality(rgb: np.ndarray, **options: Any) -> dict[str, Any]:

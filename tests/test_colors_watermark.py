@@ -26,8 +26,7 @@ def photo(name: str, long_side: int = 800) -> np.ndarray:
 
 
 def as_image(rgb: np.ndarray) -> DecodedImage:
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return DecodedImage(rgb=rgb, format="PNG", sha256="0" * 64, byte_size=rgb.size, mode="RGB")
+    return DecodedImage.from_array(rgb)
 
 
 def colors(rgb: np.ndarray, **options: Any) -> dict[str, Any]:

@@ -52,8 +52,7 @@ def photo(name: str) -> np.ndarray:
 
 def as_image(rgb: np.ndarray) -> DecodedImage:
     """A fresh DecodedImage (its own detection cache) around ``rgb``."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return DecodedImage(rgb=rgb, format="PNG", sha256="0" * 64, byte_size=rgb.size, mode="RGB")
+    return DecodedImage.from_array(rgb)
 
 
 def analyze(name: str, rgb: np.ndarray, **options: Any) -> dict[str, Any]:

@@ -82,6 +82,15 @@ class DecodedImage:
     def pil(self) -> Image.Image:
         return Image.fromarray(self.rgb, "RGB")
 
+    @classmethod
+    def from_array(cls, rgb: np.ndarray, format: str = "PNG") -> DecodedImage:
+        """An image made in memory (tests, benches, warm-up): ``rgb`` is H x W x 3 uint8;
+        the hash is of the pixels since there are no file bytes."""
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+        return cls(
+            rgb=rgb, format=format, sha256=sha256_hex(rgb.tobytes()), byte_size=rgb.size, mode="RGB"
+        )
+
     def info(self) -> dict[str, Any]:
         return {
             "sha256": self.sha256,

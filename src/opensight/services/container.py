@@ -144,13 +144,7 @@ class Container:
         from ..images import DecodedImage
 
         rng = np.random.default_rng(0)
-        image = DecodedImage(
-            rgb=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
-            format="PNG",
-            sha256="0" * 64,
-            byte_size=0,
-            mode="RGB",
-        )
+        image = DecodedImage.from_array(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
         try:
             self.pipeline.run_one(image, list(registry.DEFAULT_FEATURES))
         except Exception:
