@@ -70,6 +70,10 @@ class AnalysisRequest:
     ttl_seconds: float | None = None
     webhook_url: str | None = None
     idempotency_key: str | None = None
+    api: str | None = None
+    """The API that made the request (``None`` for native); compat routers render by it."""
+    api_data: dict[str, Any] | None = None
+    """Foreign request fields a compat router needs later (request ids, locale, ...)."""
 
     def __post_init__(self) -> None:
         self.features = registry.normalize_features(self.features)
@@ -161,7 +165,7 @@ class AnalysisService:
             key_id=principal.key_id,
             features=request.features,
             source=source,
-            options={"analyzers": request.options, "skip_on": request.skip_on},
+            options=_job_options(request),
             ttl_seconds=ttl,
             webhook_url=request.webhook_url,
             idempotency_key=request.idempotency_key,
@@ -233,6 +237,14 @@ class AnalysisService:
         if outcome.skipped_reason:
             return JobOutcome(JobStatus.SKIPPED, result=result, reason=outcome.skipped_reason)
         return JobOutcome(JobStatus.COMPLETED, result=result)
+
+
+def _job_options(request: AnalysisRequest) -> dict[str, Any]:
+    options: dict[str, Any] = {"analyzers": request.options, "skip_on": request.skip_on}
+    if request.api is not None:
+        options["api"] = request.api
+        options["api_data"] = request.api_data or {}
+    return options
 
 
 def job_view(job: Job) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ..storage.tables import Job
 from .analysis import AnalysisService, job_view
 from .images import ImageService
 from .keys import KeyService
+from .payloads import webhook_body
 
 if TYPE_CHECKING:
     from ..collections.service import CollectionService
@@ -125,7 +126,7 @@ class Container:
         )
         self.webhooks = WebhookDispatcher(
             self.jobs,
-            job_view,
+            lambda job: webhook_body(job, job_view),
             self._secret_for,
             policy,
             max_attempts=self.settings.webhook_max_attempts,
