@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..analyzers import registry
-from ..analyzers.pipeline import GATE_REASONS, Pipeline
+from ..analyzers.pipeline import GATE_REASONS, Outcome, Pipeline
 from ..config import Settings
-from ..errors import OpenSightError, ValidationFailed
+from ..errors import OpenSightError, Overloaded, ValidationFailed
 from ..images import DecodedImage, decode
 from ..jobs.model import JobStatus
 from ..jobs.store import JobStore, NewJob
@@ -23,6 +24,9 @@ from .images import ImageService
 from .keys import Principal
 
 log = logging.getLogger("opensight.analysis")
+
+OVERLOAD_PATIENCE_SECONDS = 120.0
+"""How long a worker waits for a saturated model before failing a job with ``overloaded``."""
 
 
 @dataclass
@@ -217,6 +221,26 @@ class AnalysisService:
         return job
 
     # ---------------------------------------------------------------- worker
+    def _run_waiting_for_capacity(
+        self,
+        image: DecodedImage,
+        features: list[str],
+        options: dict[str, Any],
+        skip_on: list[str],
+    ) -> Outcome:
+        """A full model queue (``Overloaded``) makes a worker wait and try again rather than
+        fail the job: sync callers get 503 and retry, a queued job has nobody to retry it.
+        It fails only when the model stays saturated for ``OVERLOAD_PATIENCE_SECONDS``."""
+        deadline = time.monotonic() + OVERLOAD_PATIENCE_SECONDS
+        while True:
+            try:
+                return self.pipeline.run_one(image, features, options, skip_on)
+            except Overloaded as exc:
+                pause = min(max(exc.retry_after, 0.05), 5.0)
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+
     def run_job(self, job: Job) -> JobOutcome:
         """The worker's runner: load the image, run the pipeline, map errors to outcomes."""
         options = job.options or {}
@@ -225,7 +249,7 @@ class AnalysisService:
                 image = self.images.load(job.tenant_id, job.source["image_id"])
             else:
                 image = self.load(job.tenant_id, Source(url=job.source["url"]))
-            outcome = self.pipeline.run_one(
+            outcome = self._run_waiting_for_capacity(
                 image, job.features, options.get("analyzers") or {}, options.get("skip_on") or []
             )
         except OpenSightError as exc:
