@@ -45,7 +45,7 @@ def test_a_worker_waits_for_capacity_and_completes() -> None:
 
 
 def test_a_model_that_stays_saturated_fails_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "OVERLOAD_PATIENCE_SECONDS", 0.05)
+    monkeypatch.setattr(analysis, "OVERLOAD_PATIENCE_SECONDS", 0.3)
     pipeline = FlakyPipeline(busy=10_000)
     with pytest.raises(Overloaded):
         _service(pipeline)._run_waiting_for_capacity(_image(), ["x"], {}, [])
