@@ -92,6 +92,7 @@ def test_collections_create_list_get_delete(http: httpx.Client) -> None:
         "name": "photos",
         "metadata_schema": {"k": "string"},
         "embedder": "classic-v1",
+        "dim": 392,
         "images": 0,
         "created_at": None,
     }

@@ -147,6 +147,13 @@ def create(
             help='Metadata schema as JSON, e.g. \'{"sku": "string", "price": "number"}\'.'
         ),
     ] = None,
+    embedder: Annotated[
+        str,
+        typer.Option(
+            help="What ranks *similar* results, fixed for the collection's life: auto (the "
+            "embedding model when installed, else classical), classical, or a model id."
+        ),
+    ] = "auto",
     tenant: Tenant = "default",
     data_dir: DataDir = None,
     as_json: AsJson = False,
@@ -159,14 +166,17 @@ def create(
         raise typer.Exit(2) from None
     with _service(data_dir, tenant) as (service, who):
         try:
-            row = service.create(who, name, parsed)
+            row = service.create(who, name, parsed, embedder)
         except OpenSightError as exc:
             raise _fail(exc) from None
         view = service.collection_view(row, 0)
     if as_json:
         _print_json(view)
     else:
-        out.print(f"created collection [bold]{escape(name)}[/bold] (tenant {escape(tenant)})")
+        out.print(
+            f"created collection [bold]{escape(name)}[/bold] (tenant {escape(tenant)}, "
+            f"embedder {escape(view['embedder'])})"
+        )
 
 
 @collections_app.command("list")

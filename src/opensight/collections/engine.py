@@ -7,7 +7,9 @@ database) and by ``opensight dedupe`` (everything in memory):
 2. near-duplicate candidates -- the ``HASH_TOP`` nearest perceptual hashes within
    ``HASH_RADIUS`` bits, and the ``verify_top`` nearest descriptors with cosine at
    least ``VERIFY_MIN_COSINE``; each is verified with local features;
-3. similar -- every descriptor neighbour, scored from its cosine.
+3. similar -- every descriptor neighbour, scored from its cosine; in a neural
+   collection, every neighbour in its embedder's index instead (``SimilarSpace``),
+   scored with that embedder's calibration. Steps 1-2 never change with the embedder.
 
 Whatever scores below ``SIMILAR_SCORE`` is left out.
 """
@@ -23,7 +25,7 @@ from ..signals import QUERY_FEATURES, Signals
 from ..signals.hashes import to_bytes
 from .index.base import CollectionIndex
 from .index.usearch_backend import UsearchCollectionIndex
-from .matching import MATCH_ORDER, Decision, Match, decide, similar_score
+from .matching import MATCH_ORDER, SIMILAR_SCORE, Decision, Match, decide, similar_score
 
 VERIFY_TOP = 20
 """Descriptor neighbours verified with local features in a search."""
@@ -35,6 +37,17 @@ HASH_TOP = 10
 HASH_RADIUS = 22
 
 Fetch = Callable[[Sequence[int]], Mapping[int, Signals]]
+
+
+@dataclass(frozen=True)
+class SimilarSpace:
+    """Where *similar* is ranked when not by the classical descriptor: a neural index,
+    the query's vector in it, and the cosines that score 0.50 and 0.90 there."""
+
+    index: CollectionIndex
+    vector: np.ndarray
+    threshold: float
+    full: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,11 +81,13 @@ def find(
     exclude: Iterable[int] = (),
     similar_k: int = 0,
     verify_top: int = VERIFY_TOP,
+    similar: SimilarSpace | None = None,
 ) -> list[Hit]:
     """Matches of ``query`` in ``index``, best first.
 
     ``similar_k``: how many descriptor neighbours to consider for *similar* (0:
-    only exact and near-duplicate matches are wanted).
+    only exact and near-duplicate matches are wanted). ``similar``: rank those in
+    this space instead of by the descriptor (a neural collection).
     """
     query = as_query(query)
     skip = set(int(k) for k in exclude)
@@ -103,9 +118,14 @@ def find(
         if candidate is None:  # deleted meanwhile
             continue
         decision: Decision = decide(query, candidate)
+        if decision.match is Match.SIMILAR and similar is not None:
+            continue  # the neural space scores it below
         if decision.match is not None:
             hits[key] = Hit(key, decision.score, decision.match, decision.inliers)
-    if similar_k:
+    if similar_k and similar is not None:
+        for hit in rank_similar(similar, similar_k, skip | set(hits)):
+            hits[hit.key] = hit
+    elif similar_k:
         for key, cos in cosines.items():
             if key in skip or key in hits or key in fetched:
                 continue
@@ -113,6 +133,21 @@ def find(
             if score >= 0.5:
                 hits[key] = Hit(key, score, Match.SIMILAR)
     return sorted(hits.values(), key=lambda h: (-h.score, MATCH_ORDER[h.match], h.key))
+
+
+def rank_similar(space: SimilarSpace, k: int, exclude: Iterable[int] = ()) -> list[Hit]:
+    """The ``k`` nearest of ``space.vector`` in ``space.index`` scored as *similar*
+    (those scoring below 0.50 left out), best first."""
+    skip = set(int(x) for x in exclude)
+    found = space.index.search_vectors(space.vector, k + len(skip))
+    hits: list[Hit] = []
+    for key, cos in zip(found.keys, found.scores, strict=True):
+        if int(key) in skip or len(hits) >= k:
+            continue
+        score = similar_score(float(cos), space.threshold, space.full)
+        if score >= SIMILAR_SCORE:
+            hits.append(Hit(int(key), score, Match.SIMILAR))
+    return hits
 
 
 def duplicates_of(

@@ -10,9 +10,15 @@ match                     score            evidence
                                            one similarity transform (or, for pictures
                                            with too little texture, near-identical
                                            perceptual hash and descriptor)
-``similar``               0.50 .. 0.899    descriptor cosine >= ``SIMILAR_COSINE``
+``similar``               0.50 .. 0.899    the collection embedder's cosine >= its
+                                           calibrated threshold (classical descriptor:
+                                           ``SIMILAR_COSINE``; neural embedders: see
+                                           ``opensight.collections.embedders``)
 (none)                    < 0.50           not returned
 ========================  ===============  =============================================
+
+Exact and near-duplicate decisions use the hashes, the classical descriptor and the
+local features only -- every collection has them, whatever its embedder.
 
 Near-duplicate score: ``0.90 + 0.099 * (1 - exp(-(inliers - MIN_INLIERS) / 40))``
 -- 0.90 at the threshold, ~0.96 at 50 inliers, ~0.99 from 150. Similar score:
@@ -75,10 +81,12 @@ def near_duplicate_score(inliers: int) -> float:
     return round(NEAR_DUPLICATE_SCORE + 0.099 * (1.0 - math.exp(-extra / 40.0)), 4)
 
 
-def similar_score(cosine: float) -> float:
-    if cosine < SIMILAR_COSINE:
-        return round(max(0.0, cosine) * SIMILAR_SCORE / SIMILAR_COSINE, 4)
-    value = SIMILAR_SCORE + 0.40 * (cosine - SIMILAR_COSINE) / (1.0 - SIMILAR_COSINE)
+def similar_score(cosine: float, threshold: float = SIMILAR_COSINE, full: float = 1.0) -> float:
+    """``threshold`` (the embedder's calibrated cosine) scores 0.50, ``full`` 0.90 (capped
+    below it); the classical descriptor uses 0.80 and 1.0."""
+    if cosine < threshold:
+        return round(max(0.0, cosine) * SIMILAR_SCORE / threshold, 4)
+    value = SIMILAR_SCORE + 0.40 * (cosine - threshold) / (full - threshold)
     return round(min(value, NEAR_DUPLICATE_SCORE - 0.001), 4)
 
 

@@ -49,12 +49,14 @@ from ..services.analysis import Source
 from ..services.images import ImageService
 from ..services.keys import Principal
 from ..signals import QUERY_FEATURES, STORED_FEATURES, Signals, compute_signals
-from ..signals.descriptors import ClassicalEmbedder, Embedder, default_embedder
+from ..signals.descriptors import DESCRIPTOR_DIM, ClassicalEmbedder
 from ..signals.hashes import ImageHashes, from_hex, to_bytes, to_hex
 from ..signals.local import LocalFeatures
 from ..storage.db import Database
 from ..storage.tables import Collection, CollectionDuplicate, CollectionImage
-from .engine import Edge, Hit, duplicates_of, find, group_edges
+from . import embedders
+from .embedders import CollectionEmbedder
+from .engine import Edge, Hit, SimilarSpace, duplicates_of, find, group_edges, rank_similar
 from .index.base import CollectionIndex, IndexBackend
 from .matching import MATCH_ORDER, SIMILAR_SCORE, Match, decide
 
@@ -74,14 +76,18 @@ FLUSH_SECONDS = 60.0
 _SIGNAL_CACHE = 2048
 _REPLAY_BATCH = 1000
 
-EMBEDDERS: dict[str, Callable[[], Embedder]] = {ClassicalEmbedder.name: ClassicalEmbedder}
+MAX_TEXT_LENGTH = 1000
+#: Exact and near-duplicate signals are classical in every collection (see embedders).
+_CLASSICAL = ClassicalEmbedder()
 
 
-def embedder_named(name: str) -> Embedder:
-    try:
-        return EMBEDDERS[name]()
-    except KeyError:
-        raise ValidationFailed(f"this server has no embedder {name!r}") from None
+def neural_index_name(collection_id: str) -> str:
+    """The second index of a neural collection: its embedder's vectors."""
+    return f"{collection_id}_emb"
+
+
+def embedder_of(collection: Collection) -> CollectionEmbedder:
+    return embedders.of_collection(collection.embedder, collection.dim)
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,13 @@ class CollectionService:
             )
 
     def create(
-        self, principal: Principal, name: str, metadata_schema: Mapping[str, Any] | None = None
+        self,
+        principal: Principal,
+        name: str,
+        metadata_schema: Mapping[str, Any] | None = None,
+        embedder: str | None = None,
     ) -> Collection:
+        """``embedder``: ``auto`` (None), ``classical`` or a model id; fixed for life."""
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ValidationFailed(
                 "a collection name has 1 to 100 characters: letters, digits, '_', '.', '-' "
@@ -160,14 +171,14 @@ class CollectionService:
             )
         self._scope(principal, name)
         schema = check_schema(metadata_schema)
-        embedder = default_embedder()
+        chosen = embedders.choose(embedder)
         row = Collection(
             id=f"col_{uuid.uuid4().hex[:24]}",
             tenant_id=principal.tenant_id,
             name=name,
             metadata_schema=schema,
-            embedder=embedder.name,
-            dim=embedder.dim,
+            embedder=chosen.name,
+            dim=chosen.dim,
             version=0,
             created_at=utcnow(),
         )
@@ -234,6 +245,8 @@ class CollectionService:
                 )
                 session.execute(delete(Collection).where(Collection.id == collection.id))
             self.backend.drop(collection.id)
+            if embedder_of(collection).neural:
+                self.backend.drop(neural_index_name(collection.id))
             self._synced.pop(collection.id, None)
 
     def collection_view(self, collection: Collection, count: int | None = None) -> dict[str, Any]:
@@ -241,6 +254,7 @@ class CollectionService:
             "name": collection.name,
             "metadata_schema": collection.metadata_schema,
             "embedder": collection.embedder,
+            "dim": collection.dim,
             "images": self.count(collection) if count is None else count,
             "created_at": collection.created_at.isoformat(),
         }
@@ -258,11 +272,18 @@ class CollectionService:
             return session.scalar(select(Collection.version).where(Collection.id == collection_id))
 
     def index_for(self, collection: Collection) -> CollectionIndex:
-        """The collection's index, reconciled with the database when it may be behind."""
-        index = self.backend.open(collection.id, collection.dim)
+        """The collection's descriptor index, reconciled with the database when it may be behind."""
+        return self._indexes(collection)[0]
+
+    def _indexes(self, collection: Collection) -> tuple[CollectionIndex, CollectionIndex | None]:
+        """(descriptor + hash index, neural index or None), both reconciled when behind."""
+        index = self.backend.open(collection.id, DESCRIPTOR_DIM)
+        neural = None
+        if embedder_of(collection).neural:
+            neural = self.backend.open(neural_index_name(collection.id), collection.dim)
         synced = self._synced.get(collection.id)
         if synced is not None and self.backend.shared:
-            return index
+            return index, neural
         version = self._version(collection.id)
         if version is None:
             raise NotFound(f"no collection {collection.name!r}")
@@ -270,13 +291,16 @@ class CollectionService:
             with self._lock(collection.id):
                 version = self._version(collection.id)
                 if version is not None and self._synced.get(collection.id) != version:
-                    self._reconcile(collection, index)
+                    self._reconcile(collection, index, CollectionImage.descriptor)
+                    if neural is not None:
+                        self._reconcile(collection, neural, CollectionImage.embedding)
                     self._synced[collection.id] = version
         self._start_flusher()
-        return index
+        return index, neural
 
-    def _reconcile(self, collection: Collection, index: CollectionIndex) -> None:
-        """Make the index hold exactly the database's keys (replay / remove)."""
+    def _reconcile(self, collection: Collection, index: CollectionIndex, column: Any) -> None:
+        """Make the index hold exactly the database's keys (replay / remove), with the
+        vectors of ``column`` (the descriptor, or a neural collection's embedding)."""
         with self.db.read() as session:
             db_keys = np.array(
                 list(
@@ -296,16 +320,20 @@ class CollectionService:
         for start in range(0, missing.size, _REPLAY_BATCH):
             part = [int(k) for k in missing[start : start + _REPLAY_BATCH]]
             with self.db.read() as session:
-                rows = session.execute(
-                    select(
-                        CollectionImage.key, CollectionImage.descriptor, CollectionImage.phash
-                    ).where(CollectionImage.key.in_(part))
-                ).all()
+                rows = [
+                    r
+                    for r in session.execute(
+                        select(CollectionImage.key, column, CollectionImage.phash).where(
+                            CollectionImage.key.in_(part)
+                        )
+                    ).all()
+                    if r[1] is not None
+                ]
             if rows:
                 index.add(
-                    np.array([r.key for r in rows], np.int64),
-                    np.stack([_vector(r.descriptor) for r in rows]),
-                    np.stack([to_bytes(from_hex(r.phash)) for r in rows]),
+                    np.array([r[0] for r in rows], np.int64),
+                    np.stack([_vector(r[1]) for r in rows]),
+                    np.stack([to_bytes(from_hex(r[2])) for r in rows]),
                 )
         if stale.size or missing.size:
             log.info(
@@ -412,6 +440,8 @@ class CollectionService:
     ) -> tuple[CollectionImage, bool]:
         """Add an image; ``replace``: create or replace ``image_id`` (PUT). Returns (row, created)."""
         collection = self.get(principal, name)
+        embedder = embedder_of(collection)
+        embedder.require()  # before the bytes are stored: a 503 leaves nothing behind
         if image_id is None:
             if replace:
                 raise ValidationFailed("an id is required to create or replace an image")
@@ -422,8 +452,9 @@ class CollectionService:
             self._must_be_new(collection, image_id)
         image, stored_image_id = self._resolve(principal, source, keep_bytes=True)
         assert stored_image_id is not None
-        signals = compute_signals(image, embedder_named(collection.embedder), STORED_FEATURES)
-        index = self.index_for(collection)
+        signals = compute_signals(image, _CLASSICAL, STORED_FEATURES)
+        vector = embedder.embed(image.rgb) if embedder.neural else None
+        index, neural = self._indexes(collection)
         with self.db.read() as session:
             high_water = session.scalar(
                 select(func.max(CollectionImage.key)).where(
@@ -443,6 +474,7 @@ class CollectionService:
             dhash=to_hex(signals.hashes.dhash),
             colorhash=signals.hashes.colorhash,
             descriptor=signals.descriptor.astype(np.float16).tobytes(),
+            embedding=None if vector is None else vector.astype(np.float16).tobytes(),
             local_features=signals.local.to_bytes(),
             width=image.width,
             height=image.height,
@@ -486,13 +518,14 @@ class CollectionService:
                     raise NotFound(f"no collection {name!r}") from None
                 raise Conflict(f"image {image_id!r} exists in collection {name!r}") from None
             # -- committed: the image is acknowledged from here on
+            phash = to_bytes(signals.hashes.phash)[None, :]
             if not created:
                 index.remove(np.array([old_key]))
-            index.add(
-                np.array([row.key]),
-                signals.descriptor[None, :],
-                to_bytes(signals.hashes.phash)[None, :],
-            )
+                if neural is not None:
+                    neural.remove(np.array([old_key]))
+            index.add(np.array([row.key]), signals.descriptor[None, :], phash)
+            if neural is not None and vector is not None:
+                neural.add(np.array([row.key]), vector[None, :], phash)
             self._advance(collection.id, version)
         self._pairs_with_concurrent(collection, row, signals, high_water)
         return row, created
@@ -603,7 +636,7 @@ class CollectionService:
 
     def delete_image(self, principal: Principal, name: str, image_id: str) -> None:
         collection = self.get(principal, name)
-        index = self.index_for(collection)
+        index, neural = self._indexes(collection)
         with self._lock(collection.id):
             with self.db.session() as session:
                 row = session.scalar(
@@ -624,6 +657,8 @@ class CollectionService:
                 self._bump(session, collection.id)
                 version = self._version_in(session, collection.id)
             index.remove(np.array([key]))
+            if neural is not None:
+                neural.remove(np.array([key]))
             self._advance(collection.id, version)
 
     def image_view(self, row: CollectionImage) -> dict[str, Any]:
@@ -646,24 +681,41 @@ class CollectionService:
         request: SearchRequest,
         source: Source | None = None,
         by_id: str | None = None,
+        text: str | None = None,
     ) -> list[dict[str, Any]]:
-        if (source is None) == (by_id is None):
-            raise ValidationFailed("search by an image or by an id, not both and not neither")
+        """Search by an image (``source``), an image of the collection (``by_id``) or, in
+        a neural collection, a ``text`` (its results are all *similar*)."""
+        if sum(x is not None for x in (source, by_id, text)) != 1:
+            raise ValidationFailed("search by an image, by an id or by a text: exactly one of them")
         collection = self.get(principal, name)
+        embedder = embedder_of(collection)
+        if text is not None:
+            return self._search_text(collection, embedder, request, text)
+        want_similar = Match.SIMILAR in request.matches
         exclude: list[int] = []
+        vector: np.ndarray | None = None
         if by_id is not None:
             row = self.get_image(principal, name, by_id)
             query = row_signals(row)
             exclude = [row.key]
+            if embedder.neural and row.embedding is not None:
+                vector = _vector(row.embedding)  # stored: same space, no model needed
         else:
             assert source is not None
+            if embedder.neural and want_similar:
+                embedder.require()
             image, _ = self._resolve(principal, source, keep_bytes=False)
-            query = compute_signals(image, embedder_named(collection.embedder), QUERY_FEATURES)
-        index = self.index_for(collection)
-        want_similar = Match.SIMILAR in request.matches
+            query = compute_signals(image, _CLASSICAL, QUERY_FEATURES)
+            if embedder.neural and want_similar:
+                vector = embedder.embed(image.rgb)
+        index, neural = self._indexes(collection)
+        space = None
+        if neural is not None and vector is not None:
+            calibration = embedder.calibration
+            space = SimilarSpace(neural, vector, calibration.threshold, calibration.full)
         filtering = bool(request.metadata)
         similar_k = 0
-        if want_similar:
+        if want_similar and (space is not None or not embedder.neural):
             similar_k = min(1000, request.limit * (10 if filtering else 2))
         hits = find(
             query,
@@ -672,7 +724,33 @@ class CollectionService:
             exact_keys=self._exact_keys(collection.id, query.hashes),
             exclude=exclude,
             similar_k=similar_k,
+            similar=space,
         )
+        return self._results(hits, request)
+
+    def _search_text(
+        self,
+        collection: Collection,
+        embedder: CollectionEmbedder,
+        request: SearchRequest,
+        text: str,
+    ) -> list[dict[str, Any]]:
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_LENGTH:
+            raise ValidationFailed(f"text must be 1 to {MAX_TEXT_LENGTH} characters")
+        if not embedder.neural:
+            embedder.embed_text(text)  # raises the 422 that explains why
+        embedder.require()
+        if Match.SIMILAR not in request.matches:
+            return []
+        vector = embedder.embed_text(text)
+        _, neural = self._indexes(collection)
+        assert neural is not None
+        calibration = embedder.text_calibration
+        space = SimilarSpace(neural, vector, calibration.threshold, calibration.full)
+        k = min(1000, request.limit * (10 if request.metadata else 1))
+        return self._results(rank_similar(space, k), request)
+
+    def _results(self, hits: list[Hit], request: SearchRequest) -> list[dict[str, Any]]:
         hits = [h for h in hits if h.match in request.matches and h.score >= request.min_score]
         rows = self._rows(h.key for h in hits)
         results = []

@@ -44,6 +44,7 @@ class CreateCollection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     metadata_schema: dict[str, Any] | None = None
+    embedder: str | None = Field(None, max_length=200)
 
 
 class ImageFields(BaseModel):
@@ -66,6 +67,7 @@ class SearchFields(BaseModel):
     image_id: str | None = None
     base64: str | None = None
     id: str | None = None
+    text: str | None = None
     limit: int = Field(10, ge=1, le=100)
     min_score: float = Field(SIMILAR_SCORE, ge=0.0, le=1.0)
     match: list[str] | None = None
@@ -121,7 +123,9 @@ async def create_collection(
     except ValidationError as exc:
         raise _fail(exc) from None
     service = container.collections
-    row = await run_in_threadpool(service.create, principal, body.name, body.metadata_schema)
+    row = await run_in_threadpool(
+        service.create, principal, body.name, body.metadata_schema, body.embedder
+    )
     return JSONResponse(
         service.collection_view(row, 0),
         status_code=201,
@@ -246,7 +250,8 @@ async def delete_image(
     "/collections/{name}/search",
     summary="Exact, near-duplicate and similar images, by image or by id",
     description="Multipart (`image` file + fields) or JSON with one of `url`, `image_id`, "
-    "`base64` (an image) or `id` (an image of this collection). Options: `limit` (1-100), "
+    "`base64` (an image), `id` (an image of this collection) or `text` (neural collections "
+    "only; 422 in classical ones). Options: `limit` (1-100), "
     "`min_score` (0-1), `match` (any of exact, near_duplicate, similar), `metadata` "
     "(equality filters on the images' metadata).",
 )
@@ -254,11 +259,11 @@ async def search(
     name: str, request: Request, container: ContainerDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     fields, upload = await _fields(request, SearchFields, container.settings.max_upload_bytes)
-    if fields.id is not None and (
-        upload is not None or fields.url or fields.image_id or fields.base64
-    ):
-        raise ValidationFailed("search by an image or by an id, not both")
-    source = None if fields.id is not None else _source(fields, upload)
+    image_given = upload is not None or fields.url or fields.image_id or fields.base64
+    if sum(bool(x) for x in (fields.id is not None, fields.text is not None, image_given)) > 1:
+        raise ValidationFailed("search by an image, by an id or by a text: only one of them")
+    by_image = fields.id is None and fields.text is None
+    source = _source(fields, upload) if by_image else None
     req = SearchRequest(
         limit=fields.limit,
         min_score=fields.min_score,
@@ -266,7 +271,7 @@ async def search(
         metadata=fields.metadata,
     )
     results = await run_in_threadpool(
-        container.collections.search, principal, name, req, source, fields.id
+        container.collections.search, principal, name, req, source, fields.id, fields.text
     )
     return {"results": results}
 
