@@ -30,3 +30,12 @@ class TokenBuckets:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (cost - tokens) / self.rate
+
+    def level(self, key: str) -> float:
+        """Tokens ``key`` has now (``burst`` when unseen), without spending any: for quota replies."""
+        if not self.enabled:
+            return float(self.burst)
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            return min(float(self.burst), tokens + (now - last) * self.rate)
