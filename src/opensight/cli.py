@@ -236,15 +236,22 @@ def serve(
         int | None, typer.Option(help="In-process worker threads (default OPENSIGHT_WORKERS or 2).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            help="Serve the API only; `opensight worker` processes run the jobs (scale-out).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the API server with an in-process worker pool."""
+    """Run the API server with an in-process worker pool (or none: --no-workers)."""
     import uvicorn
 
     from .api import create_app
 
     settings = settings_for(data_dir)
     try:
-        application = create_app(settings, workers=workers)
+        application = create_app(settings, workers=0 if no_workers else workers)
     except OpenSightError as exc:
         fail(exc)
     err.print(f"OpenSight on http://{host}:{port}  (data: {settings.data_dir}, docs: /docs)")
@@ -523,6 +530,16 @@ def _check_analyzers() -> list[dict[str, Any]]:
     return described
 
 
+def _check_models(settings: Settings) -> list[dict[str, Any]]:
+    """Every known model and whether it is installed (missing models are not a failure)."""
+    from .runtime.inventory import describe_models
+
+    try:
+        return describe_models(settings)
+    except Exception as exc:
+        return [{"id": None, "installed": False, "error": f"{type(exc).__name__}: {exc}"}]
+
+
 @app.command()
 def doctor(
     data_dir: DataDirOption = None,
@@ -547,6 +564,8 @@ def doctor(
         "config": {
             "data_dir": str(settings.data_dir),
             "database_url": mask_url(settings.resolved_database_url),
+            "broker_url": mask_url(settings.broker_url) if settings.broker_url else None,
+            "blob_url": settings.blob_url,
             "max_upload_bytes": settings.max_upload_bytes,
             "max_pixels": settings.max_pixels,
             "allow_private_urls": settings.allow_private_urls,
@@ -560,6 +579,7 @@ def doctor(
         "database": database,
         "heif": HEIF_AVAILABLE,
         "analyzers": _check_analyzers(),
+        "models": _check_models(settings),
     }
     if as_json:
         print_json(report)
@@ -612,6 +632,18 @@ def _print_doctor(report: dict[str, Any]) -> None:
             Text("; ".join(item.get("missing") or [])),
         )
     out.print(table)
+    if report.get("models"):
+        models = Table("model", "tasks", "licence", "installed", title="models")
+        for item in report["models"]:
+            models.add_row(
+                str(item.get("id")),
+                ", ".join(item.get("tasks") or []),
+                str(item.get("license")),
+                "[green]yes[/green]"
+                if item.get("installed")
+                else Text(str(item.get("pull", "no"))),
+            )
+        out.print(models)
     out.print(
         "[green]all good[/green]"
         if report["ok"]
@@ -623,6 +655,19 @@ from .cli_collections import collections_app, dedupe  # noqa: E402
 
 app.add_typer(collections_app, name="collections")
 app.command("dedupe")(dedupe)
+
+from .cli_models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+
+from .cli_ops import db_app, worker  # noqa: E402
+
+app.add_typer(db_app, name="db")
+app.command("worker")(worker)
+
+from .cli_reviews import reviews_app  # noqa: E402
+
+app.add_typer(reviews_app, name="reviews")
 
 
 def main() -> None:

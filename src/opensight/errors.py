@@ -102,3 +102,13 @@ class WorkerLost(OpenSightError):
 
 class ServiceUnavailable(OpenSightError):
     type, title, status = "service_unavailable", "The service is busy", 503
+
+
+class Overloaded(OpenSightError):
+    """A bounded queue (e.g. a model's batcher) is full: back off and retry."""
+
+    type, title, status = "overloaded", "The server is overloaded", 503
+
+    def __init__(self, detail: str = "", retry_after: float = 1.0, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.retry_after = retry_after

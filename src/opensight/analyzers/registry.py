@@ -29,6 +29,12 @@ BUILTIN_MODULES = (
     "colors",
     "hashes",
     "watermark",
+    "caption",
+    "ask",
+    "embedding",
+    "tags",
+    "objects",
+    "detect",
 )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from .. import __version__
@@ -14,7 +16,11 @@ from ..services.container import Container
 from . import errors
 from .metrics import Metrics, MetricsMiddleware
 from .ratelimit import TokenBuckets
+from .routers.cloudinary import router as cloudinary_router
+from .routers.cloudsight import router as cloudsight_router
+from .routers.imageintelligence import router as imageintelligence_router
 from .routers.native import router as native_router
+from .routers.visualsnoop import router as visualsnoop_router
 
 
 def create_app(settings: Settings | None = None, *, workers: int | None = None) -> FastAPI:
@@ -27,6 +33,9 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.db  # noqa: B018 - migrate before the first request
+        app.state.sync_limiter = anyio.CapacityLimiter(
+            settings.sync_concurrency or os.cpu_count() or 2
+        )
         container.start_background(workers)
         try:
             yield
@@ -45,5 +54,9 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
     metrics.add_job_collector(lambda: container.jobs.counts())
     errors.install(app)
     app.include_router(native_router)
+    app.include_router(cloudinary_router)
+    app.include_router(cloudsight_router)
+    app.include_router(imageintelligence_router)
+    app.include_router(visualsnoop_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -163,7 +163,9 @@ class CollectionImage(Base):
     dhash: Mapped[str] = mapped_column(String(16))
     colorhash: Mapped[str] = mapped_column(String(16))
     descriptor: Mapped[bytes] = mapped_column(LargeBinary)
-    """float16 vector of the collection's embedder."""
+    """float16 classical descriptor (``classic-v1``), in every collection."""
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """float16 vector of a neural collection's embedder (None in classical ones)."""
     local_features: Mapped[bytes] = mapped_column(LargeBinary)
     """opensight.signals.local.LocalFeatures.to_bytes()."""
     width: Mapped[int] = mapped_column(Integer)
@@ -198,3 +200,99 @@ class CollectionDuplicate(Base):
         Index("ix_collection_duplicates_collection", "collection_id", "key_a"),
         Index("ix_collection_duplicates_b", "key_b"),
     )
+
+
+class Review(Base):
+    """One detected object a person must confirm or reject (the human-in-the-loop queue).
+
+    ``ref`` names the group the object belongs to (e.g. ``imageintelligence:det_...``) so the
+    front end that asked for the review learns when its whole request is decided.
+    """
+
+    __tablename__ = "reviews"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(100))
+    job_id: Mapped[str] = mapped_column(String(40))
+    object_index: Mapped[int] = mapped_column(Integer)
+    """Position of the object in the job's result: (job_id, object_index) is unique."""
+    ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    label: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    """[x_min, y_min, x_max, y_max] in the image's pixels."""
+    status: Mapped[str] = mapped_column(String(16))
+    """pending, confirmed or rejected."""
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("uq_reviews_job_object", "job_id", "object_index", unique=True),
+        Index("ix_reviews_tenant_status", "tenant_id", "status", "id"),
+        Index("ix_reviews_ref", "ref", "status"),
+    )
+
+
+class DetectRequest(Base):
+    """An Image Intelligence detect request: one native job per image (a batch), grouped."""
+
+    __tablename__ = "ii_detect_requests"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(100))
+    key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    batch_id: Mapped[str] = mapped_column(String(40))
+    custom_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    feed_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    classes: Mapped[list[Any]] = mapped_column(JSON)
+    """[{"class": name, "hitl": "NEVER|AUTO|ALWAYS"}]"""
+    images: Mapped[list[Any]] = mapped_column(JSON)
+    """[{"url", "customId"}] in request order (the batch index)."""
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_ii_detect_tenant_created", "tenant_id", "created_at"),
+        Index("ix_ii_detect_tenant_feed", "tenant_id", "feed_id", "created_at"),
+        Index("ix_ii_detect_tenant_custom", "tenant_id", "custom_id", "created_at"),
+        Index("ix_ii_detect_batch", "batch_id"),
+    )
+
+
+class OAuthNonce(Base):
+    """A nonce an OAuth 1.0 signature used: refused when seen again (replay), across processes.
+
+    Rows older than the timestamp window are deleted; the window itself refuses older replays.
+    """
+
+    __tablename__ = "oauth_nonces"
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_oauth_nonces_created", "created_at"),)
+
+
+class SeenSignature(Base):
+    """When a request signature (VSHMAC) was first seen, by any process: a repeat is
+    refused once a few seconds have passed. Keyed by a SHA-256 of key and signature,
+    never the signature itself; rows are deleted after ``expires_at`` (past the Date window).
+    """
+
+    __tablename__ = "seen_signatures"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_seen_signatures_expires", "expires_at"),)
+
+
+class ServerSecret(Base):
+    """Random secrets the server makes once and every process shares (e.g. URL signing)."""
+
+    __tablename__ = "server_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -115,7 +116,13 @@ async def analyze(
         idempotency_key=idempotency_key,
     )
     if not fields.run_async and not fields.webhook_url and not idempotency_key:
-        body = await run_in_threadpool(analysis.analyze_now, principal, source, req)
+        body = await anyio.to_thread.run_sync(
+            analysis.analyze_now,
+            principal,
+            source,
+            req,
+            limiter=request.app.state.sync_limiter,
+        )
         return JSONResponse(body)
     job, created = await run_in_threadpool(analysis.submit, principal, source, req)
     if fields.run_async:
