@@ -508,3 +508,164 @@ def test_replay_guard() -> None:
     for n in range(5):  # bounded memory: the oldest go first
         guard.admit("k", f"n{n}")
     assert len(guard._first_seen) == 3
+
+
+# ------------------------------------- replay memory shared through the database
+def _shared_replay_memory(url: str) -> None:
+    """Two guards on one database behave as two API processes: the first sighting anywhere
+    decides, repeats are answered from the cache without a query, only hashes are stored."""
+    from datetime import timedelta
+
+    from sqlalchemy import event, select, update
+
+    from opensight.compat.visualsnoop.replay import ReplayGuard, digest
+    from opensight.jobs.model import utcnow
+    from opensight.services.nonces import FirstSeenStore, insert_new
+    from opensight.storage.db import Database
+    from opensight.storage.tables import SeenSignature
+
+    dbs = [Database(url), Database(url), Database(url)]
+    dbs[0].upgrade()
+    try:
+        start = time.time()
+        clock = [start]
+        node_a, node_b, node_c = (ReplayGuard(clock=lambda: clock[0]) for _ in range(3))
+        queries = [0]
+        event.listen(
+            dbs[1].engine,
+            "before_cursor_execute",
+            lambda *a: queries.__setitem__(0, queries[0] + 1),
+        )
+        sig = "c2lnbmF0dXJlLW9mLWEtcmVxdWVzdA=="
+        assert node_a.admit("osk_k", sig, dbs[0])
+        clock[0] = start + 4.0
+        assert node_b.admit("osk_k", sig, dbs[1])  # within the grace, on another node
+        before = queries[0]
+        assert node_b.admit("osk_k", sig, dbs[1])  # a repeat: from the cache, no query
+        assert queries[0] == before
+        clock[0] = start + 5.5
+        assert not node_b.admit("osk_k", sig, dbs[1])  # cached, and past the grace
+        assert queries[0] == before
+        assert not node_c.admit("osk_k", sig, dbs[2])  # never seen here: the database says no
+        assert node_c.admit("osk_other", sig, dbs[2])  # another key is another signature
+        clock[0] = start + 7.0
+        assert node_c.admit("osk_k", "bmV3", dbs[2]) and node_a.admit("osk_k", "bmV3", dbs[0])
+        clock[0] = start + 13.0
+        assert not node_b.admit("osk_k", "bmV3", dbs[1])
+
+        with dbs[0].read() as session:
+            rows = session.execute(select(SeenSignature)).scalars().all()
+        assert {row.digest for row in rows} == {
+            digest("osk_k", sig),
+            digest("osk_other", sig),
+            digest("osk_k", "bmV3"),
+        }
+        for row in rows:  # a hash, never the signature; kept past the ±15-minute Date window
+            assert sig not in row.digest and "bmV3" not in row.digest
+            assert row.expires_at - row.first_seen >= timedelta(minutes=30)
+
+        # the insert-or-read is race-free: concurrent first sightings agree on one time
+        from concurrent.futures import ThreadPoolExecutor
+        from threading import Barrier
+
+        barrier = Barrier(6)
+        racers = [Database(url) for _ in range(6)]
+
+        def first_seen(n: int) -> Any:
+            barrier.wait()
+            store = FirstSeenStore(racers[n], keep_seconds=2400)
+            return store.first_seen("f" * 64, utcnow() + timedelta(milliseconds=n))
+
+        try:
+            with ThreadPoolExecutor(6) as pool:
+                seen = list(pool.map(first_seen, range(6)))
+        finally:
+            for db in racers:
+                db.dispose()
+        assert len(set(seen)) == 1 and seen[0] is not None
+
+        # expired rows are deleted (and a malformed key is refused before any query)
+        store = FirstSeenStore(dbs[0], keep_seconds=2400)
+        with dbs[0].engine.begin() as connection:
+            connection.execute(
+                update(SeenSignature)
+                .where(SeenSignature.digest == "f" * 64)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+        assert store.cleanup() == 1
+        row = {"digest": "e" * 64, "first_seen": utcnow(), "expires_at": utcnow()}
+        with dbs[1].engine.begin() as connection:  # it tells whether this call inserted
+            assert insert_new(connection, SeenSignature, row)
+            assert not insert_new(connection, SeenSignature, row)
+        with pytest.raises(ValueError):
+            store.first_seen("x" * 65)
+    finally:
+        for db in dbs:
+            db.dispose()
+
+
+def test_shared_replay_memory_sqlite(tmp_path: Path) -> None:
+    _shared_replay_memory(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+
+def test_shared_replay_memory_postgresql(pg_url: str) -> None:
+    _shared_replay_memory(pg_url)
+
+
+def test_replay_to_another_api_process_is_refused(tmp_path: Path, pg_url: str) -> None:
+    """Scale-out: two API processes on one PostgreSQL share the memory of signatures."""
+    env = {"OPENSIGHT_DATABASE_URL": pg_url}
+    a = ServerProcess(tmp_path / "a", workers=1, env=env).start()
+    b = ServerProcess(tmp_path / "b", workers=0, env=env)
+    try:
+        b.start()
+        args = ["keys", "create", "replay-scale", "--json", "--tenant", "t-scale"]
+        out = cli(a.data_dir, *args, "--collection", "c", env=env).stdout
+        key = json.loads(out.strip().splitlines()[-1])
+        assert call(a, key, "GET", "/api/v1/collection?session=init").status_code == 200
+
+        def send(server: ServerProcess, signed: requests.Response) -> requests.Response:
+            """The captured request, sent again as it was (to the same path)."""
+            return requests.get(
+                server.url + "/api/v1/images",
+                headers={
+                    "Date": signed.request.headers["Date"],
+                    "Authorization": signed.request.headers["Authorization"],
+                },
+                timeout=30,
+            )
+
+        # the client's same-second repeats may land on either process: both accepted
+        shared = call(a, key, "GET", "/api/v1/images", date=http_date())
+        assert shared.status_code == 200, shared.text
+        assert send(b, shared).status_code == 200
+        # a signature only process A saw, and one Date-second older
+        captured = call(a, key, "GET", "/api/v1/images", date=http_date(-1))
+        assert captured.status_code == 200, captured.text
+        time.sleep(6)
+        # past the grace, a replay is refused by the process that never saw it ...
+        assert "already used" in assert_error(send(b, captured), 401)
+        # ... and by both for the signature both saw
+        assert "already used" in assert_error(send(b, shared), 401)
+        assert "already used" in assert_error(send(a, shared), 401)
+        # the client's fresh signatures keep working on either process
+        assert call(b, key, "GET", "/api/v1/images").status_code == 200
+        assert call(a, key, "GET", "/api/v1/images", date=http_date(1)).status_code == 200
+        assert "Traceback" not in a.log() + b.log()
+    finally:
+        b.stop()
+        a.stop()
+
+
+def test_replay_memory_unreachable_is_503_not_admitted() -> None:
+    """Without its database the guard refuses (503), it never lets a request through."""
+    from opensight.compat.visualsnoop.replay import ReplayGuard
+    from opensight.errors import ServiceUnavailable
+    from opensight.storage.db import Database
+
+    db = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    try:
+        with pytest.raises(ServiceUnavailable):
+            ReplayGuard().admit("osk_k", "c2ln", db)
+    finally:
+        db.dispose()

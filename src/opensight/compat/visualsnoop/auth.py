@@ -92,7 +92,8 @@ def authenticate(
     replay: ReplayGuard | None = None,
     now: float | None = None,
 ) -> Principal:
-    """The caller behind a VSHMAC request (401 wrong credentials, 403 revoked key).
+    """The caller behind a VSHMAC request (401 wrong credentials or a replay, 403 revoked
+    key, 503 replay memory unreachable).
 
     The signature is checked before anything about the key is revealed: an unknown key
     and a wrong secret read the same.
@@ -111,7 +112,9 @@ def authenticate(
         raise wrong
     if revoked:
         raise Forbidden("this API key has been revoked")
-    if replay is not None and not replay.admit(signed.public_key, signed.signature):
+    # After the signature check: only genuine signatures are recorded (in the database,
+    # shared by every API process), so strangers cannot fill the replay memory.
+    if replay is not None and not replay.admit(signed.public_key, signed.signature, keys.db):
         raise Unauthorized(
             "this signature was already used; sign every request with the current Date"
         )
