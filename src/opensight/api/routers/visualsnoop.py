@@ -33,7 +33,7 @@ from ..uploads import read_body
 
 log = logging.getLogger("opensight.api.visualsnoop")
 
-#: Signatures seen recently, shared through the database (a small per-process cache in front) (see compat.visualsnoop.replay).
+#: Recent signatures, shared through the database (see compat.visualsnoop.replay).
 REPLAY = ReplayGuard()
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
