@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
@@ -17,8 +17,9 @@ from ..jobs.store import JobStore
 from ..jobs.webhooks import WebhookDispatcher
 from ..jobs.worker import JobOutcome, WorkerPool
 from ..netguard import FetchPolicy
-from ..storage.blobs import FileBlobStore
+from ..runtime.sessions import configure as configure_runtime
 from ..storage.db import Database
+from ..storage.s3 import open_blob_store
 from ..storage.tables import Job
 from .analysis import AnalysisService, job_view
 from .images import ImageService
@@ -27,6 +28,9 @@ from .payloads import webhook_body
 
 if TYPE_CHECKING:
     from ..collections.service import CollectionService
+    from ..compat.imageintelligence.service import ImageIntelligenceService
+    from ..jobs.dispatch import CeleryDispatcher
+    from .reviews import ReviewService
 
 log = logging.getLogger("opensight")
 
@@ -43,6 +47,7 @@ class Container:
         self._lock_file: IO[str] | None = None
         self.workers: WorkerPool | None = None
         self.webhooks: WebhookDispatcher | None = None
+        configure_runtime(settings)  # model dir, providers, batch limits follow these settings
 
     @cached_property
     def db(self) -> Database:
@@ -57,12 +62,34 @@ class Container:
 
     @cached_property
     def jobs(self) -> JobStore:
+        if self.settings.broker_url:  # scale-out: new jobs go to Celery by id
+            from ..jobs.dispatch import DispatchingJobStore
+
+            return DispatchingJobStore(self.db, self.dispatcher)
         return JobStore(self.db)
+
+    @cached_property
+    def dispatcher(self) -> CeleryDispatcher:
+        from ..jobs.dispatch import CeleryDispatcher
+
+        assert self.settings.broker_url, "no broker configured"
+        return CeleryDispatcher(self.settings.broker_url, self.queue_for)
+
+    def queue_for(self, features: Sequence[str]) -> str:
+        """Broker queue of a job: ``gpu`` when any analyzer it runs needs a model."""
+        from ..analyzers import registry
+
+        try:
+            names = registry.resolve_order(features)
+            needs_model = any(registry.get(name).model is not None for name in names)
+        except OpenSightError:  # unknown here (older worker): a worker fails it clearly
+            needs_model = False
+        return self.settings.gpu_queue if needs_model else self.settings.cpu_queue
 
     @cached_property
     def images(self) -> ImageService:
         limits = ImageLimits(self.settings.max_upload_bytes, self.settings.max_pixels)
-        return ImageService(self.db, FileBlobStore(self.settings.blob_dir), limits)
+        return ImageService(self.db, open_blob_store(self.settings), limits)
 
     @cached_property
     def pipeline(self) -> Pipeline:
@@ -72,6 +99,25 @@ class Container:
     def analysis(self) -> AnalysisService:
         return AnalysisService(
             self.settings, self.images, self.jobs, self.pipeline, notify_workers=self.notify_workers
+        )
+
+    @cached_property
+    def reviews(self) -> ReviewService:
+        from .reviews import ReviewService
+
+        return ReviewService(self.db, on_decided=lambda r: self.imageintelligence.review_decided(r))
+
+    @cached_property
+    def imageintelligence(self) -> ImageIntelligenceService:
+        from ..compat.imageintelligence.service import ImageIntelligenceService
+
+        return ImageIntelligenceService(
+            self.db,
+            self.keys,
+            self.analysis,
+            self.jobs,
+            self.reviews,
+            notify_webhooks=lambda: self.webhooks.notify() if self.webhooks else None,
         )
 
     @cached_property
@@ -97,6 +143,8 @@ class Container:
     def _job_finished(self, job: Job, outcome: JobOutcome) -> None:
         if job.webhook_url and self.webhooks is not None:
             self.webhooks.notify()
+        if (job.options or {}).get("api") == "imageintelligence":  # settles its detect request
+            self.imageintelligence.job_finished(job)
         if self.on_job_finished is not None:
             self.on_job_finished(job, outcome)
 
@@ -118,6 +166,12 @@ class Container:
             lease_seconds=self.settings.job_lease_seconds,
             on_finished=self._job_finished,
         )
+        self.warm_up()
+        self.workers.start()
+        self.start_webhooks()
+
+    def start_webhooks(self) -> None:
+        """Deliver due webhooks from this process (claimed per job: once across processes)."""
         policy = FetchPolicy(
             allow_private=self.settings.allow_private_urls,
             connect_timeout=self.settings.url_connect_timeout,
@@ -132,8 +186,6 @@ class Container:
             max_attempts=self.settings.webhook_max_attempts,
             backoff_seconds=self.settings.webhook_backoff_seconds,
         )
-        self.warm_up()
-        self.workers.start()
         self.webhooks.start()
 
     def warm_up(self) -> None:
@@ -181,10 +233,18 @@ class Container:
         self.stop_background()
         if "collections" in self.__dict__:
             self.collections.close()
+        if "dispatcher" in self.__dict__:
+            self.dispatcher.close()
         if "db" in self.__dict__:
             self.db.dispose()
 
     def readiness(self) -> dict[str, Any]:
         db_ok = self.db.ping()
         workers_ok = self.workers.alive() if self.workers is not None else True
-        return {"database": db_ok, "workers": workers_ok}
+        checks = {"database": db_ok, "workers": workers_ok}
+        if self.settings.broker_url:
+            checks["broker"] = self.dispatcher.ping()
+        ping_blobs = getattr(self.images.blobs, "ping", None)
+        if ping_blobs is not None:  # object storage (S3): the bucket answers
+            checks["blobs"] = bool(ping_blobs())
+        return checks
