@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x0F5E_6D16
+"""PostgreSQL advisory lock key held while migrating (any constant unique to OpenSight)."""
 
 
 class Database:
@@ -62,9 +64,18 @@ class Database:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-            connection.commit()
+            if not self.is_sqlite:
+                # Several API and worker processes start at once in scale-out mode: one
+                # migrates, the others wait here and then find the schema current.
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                if not self.is_sqlite:
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+                    connection.commit()
 
     def ping(self) -> bool:
         try:
