@@ -577,6 +577,13 @@ def tiny_caption_model() -> tuple[Callable[[str, Path], None], str] | None:
     return install_tiny, analyzer.model
 
 
+def registry_model(analyzer_name: str) -> str | None:
+    from opensight.analyzers import registry
+
+    analyzer = registry.all_analyzers().get(analyzer_name)
+    return analyzer.model if analyzer is not None else None
+
+
 def test_completed_with_the_caption_as_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -586,6 +593,9 @@ def test_completed_with_the_caption_as_name(
     install_tiny, model_id = found
     model_dir = tmp_path / "models"
     install_tiny(model_id, model_dir)
+    tags_model = registry_model("tags")
+    if tags_model is not None:  # categories come from the tags analyzer when it is installed
+        install_tiny(tags_model, model_dir)
     server = ServerProcess(
         tmp_path / "data", workers=1, env={"OPENSIGHT_MODEL_DIR": str(model_dir)}
     ).start()
@@ -600,7 +610,10 @@ def test_completed_with_the_caption_as_name(
             f"{server.url}/v1/analyze",
             headers={"Authorization": f"Bearer {key['key']}"},
             files={"image": ("a.jpg", photo)},
-            data={"features": "caption", "options": '{"caption": {"locale": "en-US"}}'},
+            data={
+                "features": "caption,tags" if tags_model else "caption",
+                "options": '{"caption": {"locale": "en-US"}}',
+            },
             timeout=120,
         ).json()
         caption = native["result"]["caption"]
@@ -609,6 +622,11 @@ def test_completed_with_the_caption_as_name(
         if any(ch.isalnum() for ch in text) and caption["confidence"] >= UNSURE_BELOW:
             assert final["status"] == cloudsight.STATUS_COMPLETED, final
             assert final["name"] == text
+            if tags_model is not None:
+                from opensight.compat.cloudsight.render import categories
+
+                expected = categories(native["result"]["tags"])
+                assert final.get("categories", []) == expected
         else:  # a random tiny model may say nothing sensible: that is "unsure"
             assert (final["status"], final["reason"]) == ("skipped", "unsure")
         # focus (pixels here) crops around the point before captioning; locale reaches the model
