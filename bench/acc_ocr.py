@@ -16,7 +16,10 @@ Seeded sets, all generated here (nothing is downloaded):
    phrases each in varied colour, size and position, some on a semi-transparent
    box, some with a shadow, some slightly rotated, the photo upscaled to a
    realistic size and JPEG-compressed.
-3. ``data.text()`` -- handwritten formulas photographed at an angle; reported
+3. **small text on photos** -- 1..2 phrases at 12..22 px on 1200..1600 px photos:
+   what the detector's coarse look (``det_coarse_side``) may miss; for
+   information (no goal).
+4. ``data.text()`` -- handwritten formulas photographed at an angle; reported
    for information only (its transcription is a best effort and neither engine
    is made for handwriting).
 
@@ -406,6 +409,43 @@ def photo_overlays(count: int, seed: int = SEED) -> list[Sample]:
     return samples
 
 
+def small_text_photos(count: int, seed: int = SEED) -> list[Sample]:
+    """~1..1.7 MP photos with 1..2 small phrases (fonts 12..22 px: captions, signs far
+    away), the case a coarse look for text could miss; the photo's own text may be
+    read too and counts against the engine (the same for every option compared)."""
+    rng = random.Random(seed + 4)
+    fonts = find_fonts()
+    colours = [(255, 255, 255), (15, 15, 15), (255, 221, 0)]
+    samples = []
+    for index in range(count):
+        name = PHOTOS[index % len(PHOTOS)]
+        base = Image.fromarray(_photo(name))
+        target = rng.choice([1200, 1400, 1600])
+        scale = target / max(base.size)
+        base = base.resize(
+            (round(base.width * scale), round(base.height * scale)), Image.Resampling.LANCZOS
+        ).convert("RGBA")
+        phrases = rng.sample(PHRASES, rng.randint(1, 2))
+        band = base.height // len(phrases)
+        truth = []
+        for row, phrase in enumerate(phrases):
+            font = ImageFont.truetype(str(rng.choice(fonts)), rng.randint(12, 22))
+            fill = rng.choice(colours)
+            box = (0, 0, 0, 140) if sum(fill) > 380 else (255, 255, 255, 150)
+            tile = _text_layer(
+                phrase, font, fill, box if rng.random() < 0.5 else None, False, rng.uniform(-3, 3)
+            )
+            x = rng.randint(0, base.width - tile.width)
+            y = row * band + rng.randint(0, band - tile.height)
+            base.alpha_composite(tile, (x, y))
+            truth.append(phrase)
+        buffer = io.BytesIO()
+        base.convert("RGB").save(buffer, "JPEG", quality=90)
+        rgb = np.asarray(Image.open(buffer).convert("RGB"))
+        samples.append(Sample(f"small{index:02d}-{name}-{target}px", rgb, "\n".join(truth)))
+    return samples
+
+
 def skimage_page() -> Sample:
     from skimage import data
 
@@ -531,6 +571,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         "rotated paragraphs": rotated_paragraphs(8 if quick else 24),
         "document pages": document_pages(1 if quick else 4),
         "photo overlays": photo_overlays(7 if quick else 14),
+        "small text on photos": small_text_photos(6 if quick else 12),
         "skimage page": [skimage_page()],
         "skimage text (handwriting)": [skimage_text()],
     }

@@ -37,10 +37,16 @@ Engines (option ``engine``; ``auto``, the default, is rapidocr when installed):
      (``det_thresh``, ``box_thresh`` on the contour's mean probability so a line
      curved on a bent page is kept, ``unclip_ratio`` 1.8 -- measured better than
      1.6 on every set here; 2.0 merged the lines of a photographed page).
+     With ``det_coarse_side`` set (off by default), a large image (a 1 MP photo) is
+     first seen with its long side at that size: with no text there, the detector
+     stops; else it runs at full scale only around what it saw (see
+     ``RapidEngine.find_text``): a photo without text costs a quarter of the
+     detector's CPU, but text under ~20 px is missed, so accuracy keeps it off.
   2. **Deskew**: when the boxes' dominant angle is ``deskew_min_angle`` (4)
      degrees or more and they form a block, detect again on a copy turned
      upright and map the boxes back (tightly spaced lines tilted by 15-30
-     degrees otherwise merge: CER 0.066 -> 0.003).
+     degrees otherwise merge: CER 0.066 -> 0.003). A lone squat box is
+     re-detected only if it reads as something (a tilted texture does not).
   3. **Merge** boxes that continue one line (the detector splits lines at wide
      word gaps, e.g. in monospaced fonts, and neighbouring pieces overlap, so a
      letter was read twice) and crop each straight from the full-size image.
@@ -110,6 +116,10 @@ class OcrOptions:
     """The detector sees the image with its longest side at most this (px)."""
     det_min_side: int = 640
     """Images whose longest side is below this are upscaled (at most 2x) for the detector."""
+    det_coarse_side: int = 0
+    """Speed option: large images are first seen at this longest side (px, e.g. 640) to find
+    where text is, and the detector runs at full scale only there. Off (0) by default: at 640
+    it misses text under ~20 px in a 1 MP photo (bench/acc_ocr.py, small text on photos)."""
     det_thresh: float = 0.3
     """Pixel threshold on the detector's text probability map."""
     box_thresh: float = 0.5
@@ -168,6 +178,8 @@ class OcrOptions:
             raise ValidationFailed(f"ocr option 'engine' must be one of {', '.join(ENGINES)}")
         if opts.det_max_side < 32 or opts.det_max_side > 4096:
             raise ValidationFailed("ocr option 'det_max_side' must be 32..4096")
+        if opts.det_coarse_side and not 32 <= opts.det_coarse_side <= 4096:
+            raise ValidationFailed("ocr option 'det_coarse_side' must be 0 or 32..4096")
         if opts.psm > 13:
             raise ValidationFailed("ocr option 'psm' must be 0..13")
         if not opts.lang.replace("+", "").replace("_", "").isalnum():
@@ -592,11 +604,15 @@ class RapidEngine:
 
     def read(self, rgb: np.ndarray, opts: OcrOptions) -> tuple[list[Line], float | None]:
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        quads = self.detect(bgr, opts)
+        quads = self.find_text(bgr, opts)
         if not quads:
             return [], None
         angle = dominant_angle(quads)
-        if opts.deskew_min_angle > 0 and _tilted_block(quads, angle, opts.deskew_min_angle):
+        if (
+            opts.deskew_min_angle > 0
+            and _tilted_block(quads, angle, opts.deskew_min_angle)
+            and (len(_aligned(quads, angle)) >= 2 or self._reads_any(bgr, quads, opts))
+        ):
             quads = self._detect_upright(bgr, angle, opts) or quads
         quads = merge_fragments(quads, opts.merge_gap)
         angle = dominant_angle(quads)
@@ -627,6 +643,18 @@ class RapidEngine:
             lines.append(Line(text, conf, polygon))
         return lines, angle
 
+    def _reads_any(self, bgr: np.ndarray, quads: Sequence[np.ndarray], opts: OcrOptions) -> bool:
+        """Whether any box reads as something (half of ``text_score``). Asked only when
+        a lone squat box looks tilted (two aligned boxes are a paragraph): a texture
+        the detector took for text reads as nothing, and re-detecting it upright (a
+        second full detector pass, ~0.3 s at 1 MP) would find nothing either."""
+        for index, quad in sorted(enumerate(quads), key=lambda iq: -quad_size(iq[1])[0]):
+            crop = _Crop(index, crop_quad(bgr, quad))  # longest first: stop at the first read
+            self.recognise([crop], opts)
+            if crop.text and crop.confidence >= opts.text_score / 2:
+                return True
+        return False
+
     def _detect_upright(self, bgr: np.ndarray, angle: float, opts: OcrOptions) -> list[np.ndarray]:
         """Detect on a copy rotated by ``-angle`` and map the quads back."""
         h, w = bgr.shape[:2]
@@ -640,7 +668,7 @@ class RapidEngine:
         upright = cv2.warpAffine(
             bgr, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderValue=border
         )
-        quads = self.detect(upright, opts)
+        quads = self.find_text(upright, opts)
         inverse = cv2.invertAffineTransform(matrix)
         mapped = []
         for quad in quads:
@@ -650,26 +678,73 @@ class RapidEngine:
 
     # -- detection --
 
+    def find_text(self, bgr: np.ndarray, opts: OcrOptions) -> list[np.ndarray]:
+        """Text boxes, detected at full scale only where a coarse look found some.
+
+        The detector's CPU grows with the pixels it sees (~0.3 s at 1280 x 864 on
+        one core), while most photographs hold no text or a few short lines. So
+        an image the detector would see ``COARSE_MIN_GAIN`` x larger than at
+        ``det_coarse_side`` is first seen at that longest side (a quarter of the
+        pixels of a 1 MP photo, ~0.08 s): no pixel at half of ``det_thresh``
+        there means no text; otherwise the detector runs at its usual scale on
+        the regions around what it found (grown by ``COARSE_GROW`` x their
+        height and ``COARSE_PAD`` px, merged), or on the whole image when those
+        cover more than ``COARSE_MAX_SHARE`` of it (a page). The price: text
+        under ~20 px in a 1 MP photo can go unseen (docs/analyzers/ocr.md).
+        """
+        h, w = bgr.shape[:2]
+        scale = _det_scale(h, w, opts)
+        coarse = opts.det_coarse_side / max(h, w)
+        if opts.det_coarse_side <= 0 or coarse * COARSE_MIN_GAIN > scale:
+            return self.detect(bgr, opts)
+        prob, margin = self._probability(bgr, coarse)
+        mask = (prob > opts.det_thresh / 2).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        rects = []
+        for x, y, cw, ch, _area in stats[1:count]:
+            grow = COARSE_GROW * min(cw, ch) / coarse + COARSE_PAD
+            x0, y0 = (x - margin) / coarse - grow, (y - margin) / coarse - grow
+            x1, y1 = (x + cw - margin) / coarse + grow, (y + ch - margin) / coarse + grow
+            rects.append(
+                (max(0, int(x0)), max(0, int(y0)), min(w, math.ceil(x1)), min(h, math.ceil(y1)))
+            )
+        if not rects:
+            return []
+        rects = _merge_rects(rects)
+        if sum(_canvas_pixels(r[3] - r[1], r[2] - r[0], scale) for r in rects) > (
+            COARSE_MAX_SHARE * _canvas_pixels(h, w, scale)
+        ):  # the detector's own canvases (margin, stride) count: many small regions add up
+            return self.detect(bgr, opts)
+        quads = []
+        for x0, y0, x1, y1 in rects:
+            for quad in self._detect_at(np.ascontiguousarray(bgr[y0:y1, x0:x1]), opts, scale):
+                quads.append(quad + np.array([x0, y0], np.float32))
+        return quads
+
     def detect(self, bgr: np.ndarray, opts: OcrOptions) -> list[np.ndarray]:
         """Text boxes (ordered quads in ``bgr``'s pixels) by PP-OCRv4's DB detector."""
+        return self._detect_at(bgr, opts, _det_scale(bgr.shape[0], bgr.shape[1], opts))
+
+    def _probability(self, bgr: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
+        """The detector's text probability map of ``bgr`` resized by ``scale``, on a
+        canvas with a margin in the background colour; and that margin (px)."""
         h, w = bgr.shape[:2]
-        long_side = max(h, w)
-        scale = 1.0
-        if long_side > opts.det_max_side:
-            scale = opts.det_max_side / long_side
-        elif long_side < opts.det_min_side:
-            scale = min(2.0, opts.det_min_side / long_side)
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(bgr, (rw, rh), interpolation=interp) if scale != 1 else bgr
-        margin = 16
+        margin = DET_MARGIN
         ph = max(32, math.ceil((rh + 2 * margin) / 32) * 32)
         pw = max(32, math.ceil((rw + 2 * margin) / 32) * 32)
         canvas = np.empty((ph, pw, 3), np.uint8)
         canvas[:] = _border_colour(resized)
         canvas[margin : margin + rh, margin : margin + rw] = resized
         batch = (canvas.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None]
-        prob = self._run(self.det, np.ascontiguousarray(batch))[0, 0]
+        return self._run(self.det, np.ascontiguousarray(batch))[0, 0], margin
+
+    def _detect_at(self, bgr: np.ndarray, opts: OcrOptions, scale: float) -> list[np.ndarray]:
+        """DB post-processing of the probability map of ``bgr`` seen at ``scale``."""
+        h, w = bgr.shape[:2]
+        prob, margin = self._probability(bgr, scale)
         mask = cv2.dilate((prob > opts.det_thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         quads = []
@@ -772,6 +847,65 @@ class RapidEngine:
                 original.confidence, original.flipped = again.confidence, True
 
 
+DET_MARGIN = 16
+"""Pixels of background colour around the image on the detector's canvas."""
+COARSE_MIN_GAIN = 1.5
+"""The coarse look runs when the detector's scale is at least this x the coarse one
+(2.25 x the pixels): below that it would save too little to pay for itself."""
+COARSE_GROW = 1.5
+COARSE_PAD = 32
+"""Each coarse region is grown by ``COARSE_GROW`` x its height plus this many pixels
+(a line's DB core is shrunk; its unclipped box and the detector's context need room)."""
+COARSE_MAX_SHARE = 0.5
+"""When the regions cover more of the image than this, the whole image is detected."""
+
+
+def _canvas_pixels(height: int, width: int, scale: float) -> int:
+    """Pixels of the detector's canvas for an image of that size seen at ``scale``."""
+    rh, rw = max(1, round(height * scale)), max(1, round(width * scale))
+    pad = 2 * DET_MARGIN
+    return max(32, math.ceil((rh + pad) / 32) * 32) * max(32, math.ceil((rw + pad) / 32) * 32)
+
+
+def _det_scale(height: int, width: int, opts: OcrOptions) -> float:
+    """The scale the detector sees an image at (``det_max_side``, ``det_min_side``)."""
+    long_side = max(height, width)
+    if long_side > opts.det_max_side:
+        return opts.det_max_side / long_side
+    if long_side < opts.det_min_side:
+        return min(2.0, opts.det_min_side / long_side)
+    return 1.0
+
+
+def _merge_rects(rects: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Union ``(x0, y0, x1, y1)`` rectangles that overlap until none do."""
+    merged = list(rects)
+    changed = True
+    while changed:
+        changed = False
+        out: list[tuple[int, int, int, int]] = []
+        for rect in merged:
+            for k, other in enumerate(out):
+                if (
+                    rect[0] < other[2]
+                    and other[0] < rect[2]
+                    and rect[1] < other[3]
+                    and other[1] < rect[3]
+                ):
+                    out[k] = (
+                        min(rect[0], other[0]),
+                        min(rect[1], other[1]),
+                        max(rect[2], other[2]),
+                        max(rect[3], other[3]),
+                    )
+                    changed = True
+                    break
+            else:
+                out.append(rect)
+        merged = out
+    return merged
+
+
 def _min_confidence(text: str, opts: OcrOptions) -> float:
     """The confidence a box's reading needs: higher the shorter it is."""
     chars = len(text.replace(" ", ""))
@@ -787,10 +921,15 @@ def _tilted_block(quads: Sequence[np.ndarray], angle: float, min_angle: float) -
     too short for one line of text (perhaps several merged)."""
     if abs(angle) < min_angle:
         return False
-    aligned = [q for q in quads if abs(quad_angle(q) - angle) < 5.0]
+    aligned = _aligned(quads, angle)
     if len(aligned) >= 2:
         return True
     return any(quad_size(q)[0] < 2.5 * quad_size(q)[1] for q in aligned)
+
+
+def _aligned(quads: Sequence[np.ndarray], angle: float) -> list[np.ndarray]:
+    """The quads within 5 degrees of ``angle``."""
+    return [q for q in quads if abs(quad_angle(q) - angle) < 5.0]
 
 
 def _border_colour(image: np.ndarray) -> np.ndarray:
