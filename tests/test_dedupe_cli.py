@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.server import cli
 
-WIDE = {"COLUMNS": "200"}
+WIDE = {"COLUMNS": "500"}  # paths under pytest-xdist tmp dirs are long
 
 
 def picture(name: str) -> np.ndarray:
