@@ -15,6 +15,23 @@ from sqlalchemy import create_engine, text
 from tests.server import ServerProcess, create_key
 
 
+def _quiet_imageio_avif_import() -> None:
+    """scikit-image's bundled photos load through imageio, whose Pillow plugin runs
+    ``from pillow_heif import register_avif_opener`` on every image. pillow-heif 1.x has no
+    such function, so each call is a failing submodule import through the import lock,
+    and under threads CPython 3.11 can raise KeyError from that lock. Pillow reads AVIF
+    itself, so a no-op here changes nothing but the failing import."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    if not hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener = lambda *args, **kwargs: None
+
+
+_quiet_imageio_avif_import()
+
+
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for the tests that only need isolation by tenant."""
