@@ -43,6 +43,17 @@ def _token_text(value: Any) -> str | None:
 
 
 @dataclass(frozen=True)
+class Detection:
+    """One box from a detector family's post-processing."""
+
+    label_id: int
+    """Index into the model's labels (RT-DETR) or the caller's query list (OWLv2)."""
+    score: float
+    box: tuple[float, float, float, float]
+    """x0, y0, x1, y1 in pixels of the original image (not clipped)."""
+
+
+@dataclass(frozen=True)
 class TextEncoder:
     """A ``tokenizers`` tokenizer that pads and truncates to the model's fixed text length."""
 

@@ -23,7 +23,7 @@ import numpy as np
 from .. import store
 from ..catalog import ModelFile, ModelSpec, register
 from ..sessions import get_runtime
-from . import TextEncoder, feeds, load_text_encoder, output_index, submit_chunked
+from . import Detection, TextEncoder, feeds, load_text_encoder, output_index, submit_chunked
 from ._image_preprocess import ImageProcessorConfig, center_to_corners, owlv2_tensor, sigmoid
 
 DEFAULT_MODEL = "owlv2-base-patch16-ensemble"
@@ -68,15 +68,6 @@ register(
         },
     )
 )
-
-
-@dataclass(frozen=True)
-class Detection:
-    label_id: int
-    """Index into the query list."""
-    score: float
-    box: tuple[float, float, float, float]
-    """x0, y0, x1, y1 in pixels of the original image (not clipped)."""
 
 
 def post_process(

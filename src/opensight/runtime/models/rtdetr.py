@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from .. import store
 from ..catalog import ModelFile, ModelSpec, register
 from ..sessions import get_runtime
-from . import feeds, output_index, read_json, submit_chunked
+from . import Detection, feeds, output_index, read_json, submit_chunked
 from ._image_preprocess import ImageProcessorConfig, center_to_corners, resized_tensor, sigmoid
 
 DEFAULT_MODEL = "rtdetr-r50vd-coco"
@@ -71,14 +70,6 @@ register(
         },
     )
 )
-
-
-@dataclass(frozen=True)
-class Detection:
-    label_id: int
-    score: float
-    box: tuple[float, float, float, float]
-    """x0, y0, x1, y1 in pixels of the original image (not clipped)."""
 
 
 def post_process(
