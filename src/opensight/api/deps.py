@@ -13,9 +13,15 @@ from ..services.keys import Principal
 from .ratelimit import TokenBuckets
 
 
-def get_container(request: Request) -> Container:
+def container_of(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
+
+
+async def get_container(request: Request) -> Container:
+    """``async`` on purpose: FastAPI runs a plain ``def`` dependency in its threadpool,
+    a thread hand-off per request for one attribute read."""
+    return container_of(request)
 
 
 def bearer_token(request: Request) -> str:
@@ -29,7 +35,7 @@ def bearer_token(request: Request) -> str:
 
 
 async def get_principal(request: Request) -> Principal:
-    container = get_container(request)
+    container = container_of(request)
     token = bearer_token(request)
     principal = container.keys.cached_principal(token)
     if principal is None:
