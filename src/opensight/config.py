@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sync_concurrency: int = 0
     """Sync analyses run at once per API process (0: the CPU count). More threads than cores
     only add switching and cache misses; callers beyond it wait their turn."""
+    switch_interval_ms: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
+    """Python's GIL switch interval in an API process (0: Python's default, 5 ms). When an
+    analysis finishes, the event loop needs the GIL to hand the next queued call to the
+    freed thread; while the other analysis thread runs Python code that can take the
+    whole interval, with a core idle meanwhile."""
     max_batch_sources: int = 1000
     hitl_auto_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Image Intelligence ``hitl: AUTO`` sends objects below this confidence to review

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,8 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
     """Build the app. ``workers=0`` serves without a worker pool (scale-out API nodes)."""
     tune_malloc()
     settings = settings or Settings()
+    if settings.switch_interval_ms > 0:
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)
     metrics = Metrics()
     container = Container(settings, on_timing=metrics.observe_analyzer)
 
