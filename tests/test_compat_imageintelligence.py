@@ -350,6 +350,71 @@ def test_detect_errors_per_image_and_one_webhook(
     )
 
 
+def hooks_at(stub: Stub, path: str, count: int, timeout: float = 20) -> list[Any]:
+    """The webhooks received at ``path`` once ``count`` arrived (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while len([r for r in stub.received if r.path == path]) < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return [r for r in stub.received if r.path == path]
+
+
+def test_native_retry_reopens_the_request_and_sends_a_fresh_webhook(
+    server: ServerProcess, client: httpx.Client, key: dict[str, Any], stub: Stub
+) -> None:
+    """Retrying a failed image through /v1/jobs/{id}/retry opens its detect request again;
+    when it ends, the one new webhook carries the new outcome, never the stored old one."""
+    headers = access(client, key)
+    later = f"/later-{key['id']}.jpg"  # 404 now, an image once retried
+    hook = f"/hook-retry-{key['id']}"
+    reply = client.post(
+        "/v2/detect",
+        headers=headers,
+        json={
+            "images": [{"url": f"{stub.url}{later}"}, {"url": f"{stub.url}/photo.jpg"}],
+            "classes": CLASSES,
+            "webhookUrl": f"{stub.url}{hook}",
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    detect_id = reply.json()["id"]
+    first = wait_final(client, headers, detect_id)
+    statuses = [i["status"] for i in first["imageResults"]]
+    assert statuses == ["IMAGE_DOWNLOAD_ERROR", "DETECTION_ENGINE_ERROR"], first
+    assert len(hooks_at(stub, hook, 1)) == 1
+    stub.routes[later] = (200, {"Content-Type": "image/jpeg"}, photo_bytes(seed=11))
+    native = {"Authorization": f"Bearer {key['key']}"}
+    job_id = first["imageResults"][0]["id"]
+    retried = client.post(f"/v1/jobs/{job_id}/retry", headers=native)
+    assert retried.status_code == 202, retried.text
+    deadline = time.monotonic() + 60
+    while True:  # final again once the image ran anew: now a model error, not a download one
+        body = client.get(f"/v2/detect/{detect_id}", headers=headers).json()
+        if body["imageResults"][0]["status"] == "DETECTION_ENGINE_ERROR" and body["status"] in (
+            FINAL
+        ):
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    hooks = hooks_at(stub, hook, 2)
+    time.sleep(1.0)  # nothing more may follow
+    hooks = [r for r in stub.received if r.path == hook]
+    assert len(hooks) == 2, hooks
+    sent = json.loads(hooks[1].body)
+    assert [i["status"] for i in sent["imageResults"]] == [
+        "DETECTION_ENGINE_ERROR",
+        "DETECTION_ENGINE_ERROR",
+    ]
+    assert sent == client.get(f"/v2/detect/{detect_id}", headers=headers).json()
+    assert verify_signature(
+        key["secret"],
+        hooks[1].headers["X-OpenSight-Timestamp"],
+        hooks[1].body,
+        hooks[1].headers["X-OpenSight-Signature"],
+    )
+
+
 def test_search_filters_and_tenant_isolation(
     server: ServerProcess, client: httpx.Client, key: dict[str, Any], stub: Stub
 ) -> None:

@@ -98,12 +98,15 @@ class AnalysisService:
         jobs: JobStore,
         pipeline: Pipeline,
         notify_workers: Callable[[int], None] = lambda n: None,
+        on_retried: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self.settings = settings
         self.images = images
         self.jobs = jobs
         self.pipeline = pipeline
         self.notify_workers = notify_workers
+        self.on_retried = on_retried
+        """Called with a job put back in the queue (a compat API may reopen what it ended)."""
         self.fetch_policy = FetchPolicy(
             allow_private=settings.allow_private_urls,
             connect_timeout=settings.url_connect_timeout,
@@ -217,6 +220,7 @@ class AnalysisService:
     def retry(self, principal: Principal, job_id: str) -> Job:
         """Put a failed or timed-out job back in the queue and wake a worker."""
         job = self.jobs.retry(job_id, principal.tenant_id)
+        self.on_retried(job)
         self.notify_workers(1)
         return job
 

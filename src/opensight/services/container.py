@@ -98,7 +98,12 @@ class Container:
     @cached_property
     def analysis(self) -> AnalysisService:
         return AnalysisService(
-            self.settings, self.images, self.jobs, self.pipeline, notify_workers=self.notify_workers
+            self.settings,
+            self.images,
+            self.jobs,
+            self.pipeline,
+            notify_workers=self.notify_workers,
+            on_retried=self._job_retried,
         )
 
     @cached_property
@@ -147,6 +152,10 @@ class Container:
             self.imageintelligence.job_finished(job)
         if self.on_job_finished is not None:
             self.on_job_finished(job, outcome)
+
+    def _job_retried(self, job: Job) -> None:
+        if (job.options or {}).get("api") == "imageintelligence":  # its request is open again
+            self.imageintelligence.job_retried(job)
 
     def _secret_for(self, job: Job) -> str | None:
         return self.keys.secret_of(job.key_id) if job.key_id else None

@@ -274,6 +274,30 @@ class ImageIntelligenceService:
         except Exception:  # the job's result is stored; the next read settles the request
             log.exception("settling detect request %s after job %s failed", detect_id, job.id)
 
+    def job_retried(self, job: Job) -> None:
+        """A native retry of one image: its request is in progress again, and a webhook
+        armed with the old outcome is disarmed; settling afresh re-arms it with the new one.
+
+        The job may already have finished again (a worker claims it at once): settling
+        here covers that, since its own settle ran while the request was still closed.
+        """
+        detect_id = ((job.options or {}).get("api_data") or {}).get("detect_id")
+        row = self._row(str(detect_id)) if detect_id else None
+        if row is None:
+            return
+        with self.db.session() as session:
+            session.execute(
+                update(Job)
+                .where(Job.batch_id == row.batch_id, Job.webhook_url.is_not(None))
+                .values(webhook_url=None, webhook_status=None, webhook_next_at=None)
+            )
+            session.execute(
+                update(DetectRequest)
+                .where(DetectRequest.id == row.id)
+                .values(status=IN_PROGRESS, finished_at=None)
+            )
+        self.settle(row.id)
+
     def review_decided(self, review: Review) -> None:
         """Review listener: the request may have been waiting for this decision."""
         if review.ref and review.ref.startswith(API + ":"):
