@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from .ocr import ProbabilityMemo
 
 DET_SIDE = 800
 """Long side the detector sees (small images are upscaled at most 2x); the analyzer passes
@@ -45,27 +49,24 @@ def detector_available() -> bool:
 
 
 def detect_boxes(
-    rgb: np.ndarray, side: int = DET_SIDE, thresh: float = 0.3, box_thresh: float = 0.5
+    rgb: np.ndarray,
+    side: int = DET_SIDE,
+    thresh: float = 0.3,
+    box_thresh: float = 0.5,
+    memo: ProbabilityMemo | None = None,
 ) -> list[TextBox]:
-    """DB text boxes of ``rgb`` (H x W x 3 uint8), detected at ``side`` px on the long side."""
-    from .ocr import _border_colour, order_quad, rapid_engine
+    """DB text boxes of ``rgb`` (H x W x 3 uint8), detected at ``side`` px on the long side.
+
+    The probability map is the ``ocr`` analyzer's (same canvas and scale rules), taken from
+    ``memo`` (the image's ``ocr.probability_memo``) when ``ocr`` already computed it at
+    this scale -- its coarse look at a large photo is the same 800 px map."""
+    from .ocr import _box_score, order_quad, rapid_engine
 
     engine = rapid_engine()
     h, w = rgb.shape[:2]
     scale = min(2.0, side / max(h, w))
-    rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     bgr = np.ascontiguousarray(rgb[..., ::-1])
-    resized = cv2.resize(bgr, (rw, rh), interpolation=interp) if scale != 1 else bgr
-    margin = 16
-    ph = max(32, math.ceil((rh + 2 * margin) / 32) * 32)
-    pw = max(32, math.ceil((rw + 2 * margin) / 32) * 32)
-    canvas = np.empty((ph, pw, 3), np.uint8)
-    canvas[:] = _border_colour(resized)
-    canvas[margin : margin + rh, margin : margin + rw] = resized
-    batch = (canvas.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None]
-    session = engine.det
-    prob = np.asarray(session.run(None, {session.get_inputs()[0].name: batch})[0])[0, 0]
+    prob, margin = engine.probability(bgr, scale, memo)
     mask = cv2.dilate((prob > thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     out: list[TextBox] = []
@@ -73,9 +74,7 @@ def detect_boxes(
         rect = cv2.minAreaRect(contour)
         if min(rect[1]) < 3:
             continue
-        fill = np.zeros(prob.shape, np.uint8)
-        cv2.fillPoly(fill, [contour.reshape(-1, 2)], 1)
-        score = float(prob[fill > 0].mean())
+        score = _box_score(prob, contour.reshape(-1, 2).astype(np.float32))
         if score < box_thresh:
             continue
         (cx, cy), (bw, bh), theta = rect
@@ -267,14 +266,16 @@ MODEL: dict[str, tuple[float, float, float]] = {
 BIAS = -2.207
 
 
-def overlay_boxes(rgb: np.ndarray, side: int = DET_SIDE) -> list[tuple[TextBox, float]]:
+def overlay_boxes(
+    rgb: np.ndarray, side: int = DET_SIDE, memo: ProbabilityMemo | None = None
+) -> list[tuple[TextBox, float]]:
     """Every DB text box of ``rgb`` with its overlay logit (> 0: more likely an overlay).
 
     Boxes are in ``rgb``'s pixels; features are measured on a copy at the detector's scale
-    (at most ``side`` px on the long side)."""
+    (at most ``side`` px on the long side). ``memo``: see :func:`detect_boxes`."""
     from .ocr import OcrOptions, _Crop, crop_quad, rapid_engine
 
-    boxes = detect_boxes(rgb, side)
+    boxes = detect_boxes(rgb, side, memo=memo)
     if not boxes:
         return []
     h, w = rgb.shape[:2]

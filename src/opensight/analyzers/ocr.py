@@ -37,11 +37,13 @@ Engines (option ``engine``; ``auto``, the default, is rapidocr when installed):
      (``det_thresh``, ``box_thresh`` on the contour's mean probability so a line
      curved on a bent page is kept, ``unclip_ratio`` 1.8 -- measured better than
      1.6 on every set here; 2.0 merged the lines of a photographed page).
-     With ``det_coarse_side`` set (off by default), a large image (a 1 MP photo) is
-     first seen with its long side at that size: with no text there, the detector
-     stops; else it runs at full scale only around what it saw (see
-     ``RapidEngine.find_text``): a photo without text costs a quarter of the
-     detector's CPU, but text under ~20 px is missed, so accuracy keeps it off.
+     A large image (a 1 MP photo) is first seen with its long side at
+     ``det_coarse_side`` (800, the ``watermark`` analyzer's ``text_side``: the two
+     share that map through the image's :func:`probability_memo`): with no text
+     there, the detector stops; else it runs at full scale only around what it
+     saw (see ``RapidEngine.find_text``). A photo without text costs ~0.4 of the
+     detector's CPU (nothing more when ``watermark`` runs too), but text under
+     ~15 px in a 1 MP photo can be missed: ``det_coarse_side: 0`` for small print.
   2. **Deskew**: when the boxes' dominant angle is ``deskew_min_angle`` (4)
      degrees or more and they form a block, detect again on a copy turned
      upright and map the boxes back (tightly spaced lines tilted by 15-30
@@ -116,10 +118,11 @@ class OcrOptions:
     """The detector sees the image with its longest side at most this (px)."""
     det_min_side: int = 640
     """Images whose longest side is below this are upscaled (at most 2x) for the detector."""
-    det_coarse_side: int = 0
-    """Speed option: large images are first seen at this longest side (px, e.g. 640) to find
-    where text is, and the detector runs at full scale only there. Off (0) by default: at 640
-    it misses text under ~20 px in a 1 MP photo (bench/acc_ocr.py, small text on photos)."""
+    det_coarse_side: int = 800
+    """Large images (1 MP photos) are first seen at this longest side (px) to find where text
+    is, and the detector runs at full scale only there (0: always the whole image). 800 is
+    the ``watermark`` analyzer's ``text_side``, so the two share that map. The price: text
+    under ~15 px in a 1 MP photo can be missed (bench/acc_ocr.py, small text on photos)."""
     det_thresh: float = 0.3
     """Pixel threshold on the detector's text probability map."""
     box_thresh: float = 0.5
@@ -192,7 +195,7 @@ DEFAULTS = OcrOptions()
 
 class OcrAnalyzer(Analyzer):
     name = "ocr"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Text in images: lines with polygons, in reading order (PP-OCRv4 or Tesseract)."
     license = "Apache-2.0"
 
@@ -210,7 +213,22 @@ class OcrAnalyzer(Analyzer):
     ) -> list[dict[str, Any]]:
         opts = OcrOptions.from_mapping(context.options_for(self.name))
         engine = resolve_engine(opts.engine)
-        return [read_text(image.rgb, opts, engine) for image in images]
+        return [read_text(image.rgb, opts, engine, probability_memo(image)) for image in images]
+
+
+ProbabilityMemo = dict[float, tuple[np.ndarray, int]]
+"""One image's DB probability maps by detector scale: ``(map, canvas margin)``."""
+
+_MEMO_ATTR = "_opensight_db_probability"
+
+
+def probability_memo(image: DecodedImage) -> ProbabilityMemo:
+    """The memo of the text detector's maps of ``image``, kept in its ``__dict__`` (as
+    ``_nudenet`` keeps its passes): analyzers of one job that look at the same image at
+    the same scale (``ocr``'s coarse look, ``watermark``'s text boxes) run the detector
+    once, and the maps go away with the image. Never shared between images."""
+    memo: ProbabilityMemo = image.__dict__.setdefault(_MEMO_ATTR, {})
+    return memo
 
 
 def resolve_engine(name: str) -> str:
@@ -222,15 +240,19 @@ def resolve_engine(name: str) -> str:
 
 
 def read_text(
-    rgb: np.ndarray, opts: OcrOptions = DEFAULTS, engine: str = "rapidocr"
+    rgb: np.ndarray,
+    opts: OcrOptions = DEFAULTS,
+    engine: str = "rapidocr",
+    memo: ProbabilityMemo | None = None,
 ) -> dict[str, Any]:
-    """OCR of one H x W x 3 uint8 RGB image (see the module docstring)."""
+    """OCR of one H x W x 3 uint8 RGB image (see the module docstring); ``memo``: the
+    image's :func:`probability_memo`, when other analyzers may share the detector's maps."""
     rgb = _as_rgb8(rgb)
     angle: float | None = None  # Tesseract's boxes are upright: it reports no angle
     if engine == "tesseract":
         lines = tesseract_lines(rgb, opts)
     else:
-        lines, angle = rapid_engine().read(rgb, opts)
+        lines, angle = rapid_engine().read(rgb, opts, memo)
     height, width = rgb.shape[:2]
     return {
         "text": "\n".join(line.text for line in lines),
@@ -602,9 +624,11 @@ class RapidEngine:
 
     # -- whole pipeline --
 
-    def read(self, rgb: np.ndarray, opts: OcrOptions) -> tuple[list[Line], float | None]:
+    def read(
+        self, rgb: np.ndarray, opts: OcrOptions, memo: ProbabilityMemo | None = None
+    ) -> tuple[list[Line], float | None]:
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        quads = self.find_text(bgr, opts)
+        quads = self.find_text(bgr, opts, memo)
         if not quads:
             return [], None
         angle = dominant_angle(quads)
@@ -678,26 +702,29 @@ class RapidEngine:
 
     # -- detection --
 
-    def find_text(self, bgr: np.ndarray, opts: OcrOptions) -> list[np.ndarray]:
+    def find_text(
+        self, bgr: np.ndarray, opts: OcrOptions, memo: ProbabilityMemo | None = None
+    ) -> list[np.ndarray]:
         """Text boxes, detected at full scale only where a coarse look found some.
 
         The detector's CPU grows with the pixels it sees (~0.3 s at 1280 x 864 on
         one core), while most photographs hold no text or a few short lines. So
         an image the detector would see ``COARSE_MIN_GAIN`` x larger than at
-        ``det_coarse_side`` is first seen at that longest side (a quarter of the
-        pixels of a 1 MP photo, ~0.08 s): no pixel at half of ``det_thresh``
+        ``det_coarse_side`` is first seen at that longest side (800: 0.4 of the
+        pixels of a 1 MP photo, ~0.1 s, shared with ``watermark`` through ``memo``):
+        no pixel at half of ``det_thresh``
         there means no text; otherwise the detector runs at its usual scale on
         the regions around what it found (grown by ``COARSE_GROW`` x their
         height and ``COARSE_PAD`` px, merged), or on the whole image when those
         cover more than ``COARSE_MAX_SHARE`` of it (a page). The price: text
-        under ~20 px in a 1 MP photo can go unseen (docs/analyzers/ocr.md).
+        under ~15 px in a 1 MP photo can go unseen (docs/analyzers/ocr.md).
         """
         h, w = bgr.shape[:2]
         scale = _det_scale(h, w, opts)
         coarse = opts.det_coarse_side / max(h, w)
         if opts.det_coarse_side <= 0 or coarse * COARSE_MIN_GAIN > scale:
-            return self.detect(bgr, opts)
-        prob, margin = self._probability(bgr, coarse)
+            return self.detect(bgr, opts, memo)
+        prob, margin = self.probability(bgr, coarse, memo)
         mask = (prob > opts.det_thresh / 2).astype(np.uint8)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         rects = []
@@ -714,20 +741,37 @@ class RapidEngine:
         if sum(_canvas_pixels(r[3] - r[1], r[2] - r[0], scale) for r in rects) > (
             COARSE_MAX_SHARE * _canvas_pixels(h, w, scale)
         ):  # the detector's own canvases (margin, stride) count: many small regions add up
-            return self.detect(bgr, opts)
+            return self.detect(bgr, opts, memo)
         quads = []
         for x0, y0, x1, y1 in rects:
             for quad in self._detect_at(np.ascontiguousarray(bgr[y0:y1, x0:x1]), opts, scale):
                 quads.append(quad + np.array([x0, y0], np.float32))
         return quads
 
-    def detect(self, bgr: np.ndarray, opts: OcrOptions) -> list[np.ndarray]:
+    def detect(
+        self, bgr: np.ndarray, opts: OcrOptions, memo: ProbabilityMemo | None = None
+    ) -> list[np.ndarray]:
         """Text boxes (ordered quads in ``bgr``'s pixels) by PP-OCRv4's DB detector."""
-        return self._detect_at(bgr, opts, _det_scale(bgr.shape[0], bgr.shape[1], opts))
+        return self._detect_at(bgr, opts, _det_scale(bgr.shape[0], bgr.shape[1], opts), memo)
+
+    def probability(
+        self, bgr: np.ndarray, scale: float, memo: ProbabilityMemo | None = None
+    ) -> tuple[np.ndarray, int]:
+        """The detector's text probability map of ``bgr`` resized by ``scale``, on a
+        canvas with a margin in the background colour; and that margin (px).
+
+        With ``memo`` (one image's, see :func:`probability_memo`) a map already computed
+        at this scale is reused: ``ocr`` and ``watermark`` both look at a 1 MP photo at
+        800 px, and the detector is most of what either costs."""
+        key = round(float(scale), 9)
+        if memo is not None and key in memo:
+            return memo[key]
+        found = self._probability(bgr, scale)
+        if memo is not None:
+            memo[key] = found
+        return found
 
     def _probability(self, bgr: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
-        """The detector's text probability map of ``bgr`` resized by ``scale``, on a
-        canvas with a margin in the background colour; and that margin (px)."""
         h, w = bgr.shape[:2]
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
@@ -741,10 +785,16 @@ class RapidEngine:
         batch = (canvas.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None]
         return self._run(self.det, np.ascontiguousarray(batch))[0, 0], margin
 
-    def _detect_at(self, bgr: np.ndarray, opts: OcrOptions, scale: float) -> list[np.ndarray]:
+    def _detect_at(
+        self,
+        bgr: np.ndarray,
+        opts: OcrOptions,
+        scale: float,
+        memo: ProbabilityMemo | None = None,
+    ) -> list[np.ndarray]:
         """DB post-processing of the probability map of ``bgr`` seen at ``scale``."""
         h, w = bgr.shape[:2]
-        prob, margin = self._probability(bgr, scale)
+        prob, margin = self.probability(bgr, scale, memo)
         mask = cv2.dilate((prob > opts.det_thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         quads = []
@@ -849,9 +899,10 @@ class RapidEngine:
 
 DET_MARGIN = 16
 """Pixels of background colour around the image on the detector's canvas."""
-COARSE_MIN_GAIN = 1.5
-"""The coarse look runs when the detector's scale is at least this x the coarse one
-(2.25 x the pixels): below that it would save too little to pay for itself."""
+COARSE_MIN_GAIN = 1.2
+"""The coarse look runs when the detector's scale is at least this x the coarse one (1.44 x
+the pixels, e.g. a 1000 x 1000 photo at 800): below that it would save too little, even
+though ``watermark`` may share it."""
 COARSE_GROW = 1.5
 COARSE_PAD = 32
 """Each coarse region is grown by ``COARSE_GROW`` x its height plus this many pixels

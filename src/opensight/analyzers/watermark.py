@@ -95,6 +95,7 @@ from ..images import DecodedImage
 from . import _watermark_text
 from ._options import numeric_options
 from .base import AnalysisContext, Analyzer
+from .ocr import ProbabilityMemo, probability_memo
 from .registry import register
 
 
@@ -145,11 +146,14 @@ class WatermarkAnalyzer(Analyzer):
         self, images: Sequence[DecodedImage], context: AnalysisContext
     ) -> list[dict[str, Any]]:
         opts = WatermarkOptions.from_mapping(context.options_for(self.name))
-        return [detect(image.rgb, opts) for image in images]
+        return [detect(image.rgb, opts, probability_memo(image)) for image in images]
 
 
-def detect(rgb: np.ndarray, opts: WatermarkOptions = DEFAULTS) -> dict[str, Any]:
-    """Watermarks in an H x W x 3 uint8 RGB image (see the module docstring)."""
+def detect(
+    rgb: np.ndarray, opts: WatermarkOptions = DEFAULTS, memo: ProbabilityMemo | None = None
+) -> dict[str, Any]:
+    """Watermarks in an H x W x 3 uint8 RGB image (see the module docstring); ``memo``: the
+    image's ``ocr.probability_memo``, so ``ocr`` and this share the text detector's map."""
     height, width = rgb.shape[:2]
     if min(height, width) < 32:
         return {"detections": [], "watermarked": False}
@@ -168,7 +172,7 @@ def detect(rgb: np.ndarray, opts: WatermarkOptions = DEFAULTS) -> dict[str, Any]
         if tiled < opts.min_confidence:  # else each tile would be reported as a mark too
             shown = [b[2] for b in banner if b[1] >= opts.min_confidence]
             marks = _marks(lines, gray.shape, opts, exclude=shown)
-            overlays = _overlays(rgb, scale, opts, exclude=shown)
+            overlays = _overlays(rgb, scale, opts, exclude=shown, memo=memo)
             if overlays is not None:  # the detector ran: classical marks only when sure
                 marks = [m for m in marks if m[1] >= opts.classical_marks]
                 marks = _suppress(marks + overlays)
@@ -310,14 +314,10 @@ def text_lines(gray: np.ndarray, opts: WatermarkOptions) -> list[_Line]:
 def _lines_at(
     g: np.ndarray, residual: np.ndarray, level_map: np.ndarray, level: float, opts: WatermarkOptions
 ) -> list[_Line]:
-    mask = ((residual > 5.0) & (level_map > level)).astype(np.uint8)
-    n, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    on = (residual > 5.0) & (level_map > level)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(on.view(np.uint8), connectivity=8)
     if n <= 3:
         return []
-    counts = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
-    levels = np.bincount(labels.ravel(), weights=level_map.ravel(), minlength=n) / np.maximum(
-        counts, 1
-    )
     x, y, w, h, area = (stats[:, i] for i in range(5))
     fill = area / np.maximum(w * h, 1)
     keep = (
@@ -332,6 +332,9 @@ def _lines_at(
     ids = np.flatnonzero(keep)
     if len(ids) < opts.text_min_parts or len(ids) > 1500:
         return []  # none, or texture everywhere
+    # Mean level per component, summed over its pixels only (the mask, not the whole image).
+    sums = np.bincount(labels[on], weights=level_map[on], minlength=n)
+    levels = sums / np.maximum(area, 1).astype(np.float64)
     cx, cy = centres[ids, 0], centres[ids, 1]
     hh = h[ids].astype(np.float64)
     lv = levels[ids]
@@ -363,23 +366,23 @@ def _lines_at(
         y1 = float((gy + h[ids][members]).max())
         box = (x0, y0, x1 - x0, y1 - y0)
         near = (cx > x0 - height) & (cx < x1 + height) & (cy > y0 - height) & (cy < y1 + height)
-        inner = _ring_mean(g, box, 0.1 * height, 0.35 * height)
-        outer = _ring_mean(g, box, 0.7 * height, 1.6 * height)
-        out.append(
-            _Line(
-                box=box,
-                parts=len(members),
-                height=height,
-                straight=math.sqrt(max(float(evals[0]), 0.0)) / height,
-                angle=angle,
-                level=float(np.median(lv[members])),
-                level_cv=float(lv[members].std() / max(lv[members].mean(), 1e-6)),
-                height_cv=float(hh[members].std() / hh[members].mean()),
-                crowding=float(near.sum() - len(members)) / len(members),
-                inner=inner,
-                outer=outer,
-            )
+        line = _Line(
+            box=box,
+            parts=len(members),
+            height=height,
+            straight=math.sqrt(max(float(evals[0]), 0.0)) / height,
+            angle=angle,
+            level=float(np.median(lv[members])),
+            level_cv=float(lv[members].std() / max(lv[members].mean(), 1e-6)),
+            height_cv=float(hh[members].std() / hh[members].mean()),
+            crowding=float(near.sum() - len(members)) / len(members),
+            inner=0.0,
+            outer=0.0,
         )
+        if _is_line(line, opts, 40.0):  # the rings are read only for marks (``_marks``)
+            line.inner = _ring_mean(g, box, 0.1 * height, 0.35 * height)
+            line.outer = _ring_mean(g, box, 0.7 * height, 1.6 * height)
+        out.append(line)
     return out
 
 
@@ -502,13 +505,14 @@ def _overlays(
     scale: float,
     opts: WatermarkOptions,
     exclude: Sequence[tuple[float, float, float, float]] = (),
+    memo: ProbabilityMemo | None = None,
 ) -> list[tuple[str, float, tuple[float, float, float, float]]] | None:
     """Text boxes of the OCR detector scored as overlays (boxes in working-size pixels);
     None when the detector is off or not installed."""
     if opts.text_side <= 0 or not _watermark_text.detector_available():
         return None
     found = []
-    for tb, logit in _watermark_text.overlay_boxes(rgb, int(opts.text_side)):
+    for tb, logit in _watermark_text.overlay_boxes(rgb, int(opts.text_side), memo):
         confidence = _confidence(logit, opts.overlay_threshold, 1.0)
         box = (tb.box[0] / scale, tb.box[1] / scale, tb.box[2] / scale, tb.box[3] / scale)
         if any(_inside(box, other) for other in exclude):
@@ -577,20 +581,22 @@ def banner_candidates(
     """Full-width tinted bands at the top or bottom with a line of text on them."""
     H, W = gray.shape
     image = cv2.blur(rgb.astype(np.float32), (3, 1))
-    near = _row_fits(image, 2)
-    deep = _row_fits(image, 4)
     best: tuple[float, tuple[float, float, float, float]] | None = None
-    for side in ("bottom", "top"):
-        fit2, fit4 = near[side], deep[side]
+    # Only the boundaries a band may start at are fitted (the outer 38 % of the height).
+    spans = {
+        "bottom": (int(0.62 * H), math.ceil(0.97 * H)),
+        "top": (int(0.03 * H), math.ceil(0.38 * H)),
+    }
+    for side, (lo, hi) in spans.items():
+        fit2, fit4 = _row_fits(image, 2, side, lo, hi + 1), _row_fits(image, 4, side, lo, hi + 1)
         ys = fit2["y"]
         rms4 = np.full_like(fit2["rms"], np.inf)
         expl4 = np.zeros_like(fit2["rms"])
         slope4 = np.full_like(fit2["rms"], 9.0)
-        offset = 2
-        count = len(fit4["rms"])
-        rms4[offset : offset + count] = fit4["rms"]
-        expl4[offset : offset + count] = fit4["explained"]
-        slope4[offset : offset + count] = fit4["slope"]
+        at = np.searchsorted(ys, fit4["y"])  # fit4's boundaries are a subset of fit2's
+        rms4[at] = fit4["rms"]
+        expl4[at] = fit4["explained"]
+        slope4[at] = fit4["slope"]
         sharp = fit2["rms"] / np.maximum(rms4, 1e-6)
         where = (
             (ys > 0.62 * H) & (ys < 0.97 * H)
@@ -639,36 +645,35 @@ def banner_candidates(
     return [] if best is None else [("banner", best[0], best[1])]
 
 
-def _row_fits(image: np.ndarray, gap: int) -> dict[str, dict[str, np.ndarray]]:
-    """Per row boundary ``y``: how well ``inside - outside = a_c + slope * outside`` fits
-    across the width (one slope, an offset per channel), with outside ``gap`` rows above
-    (side ``bottom``: the band is below) or below (side ``top``)."""
+def _row_fits(image: np.ndarray, gap: int, side: str, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Per row boundary ``y`` in ``lo..hi - 1``: how well ``inside - outside = a_c + slope *
+    outside`` fits across the width (one slope, an offset per channel), with outside ``gap``
+    rows above (side ``bottom``: the band is below) or below (side ``top``)."""
     H, W = image.shape[:2]
-    above = image[: H - 2 * gap + 1]
-    below = image[2 * gap - 1 :]
-    ys = np.arange(gap, H - gap + 1)
+    y0, y1 = max(gap, lo), max(max(gap, lo), min(H - gap + 1, hi))
+    ys = np.arange(y0, y1)
+    above = image[y0 - gap : y1 - gap]
+    below = image[y0 + gap - 1 : y1 + gap - 1]
+    outside, inside = (above, below) if side == "bottom" else (below, above)
     n = W * 3
-    out = {}
-    for side, (outside, inside) in (("bottom", (above, below)), ("top", (below, above))):
-        diff = inside - outside
-        s_d = diff.sum(axis=1)  # (rows, 3) per-channel sums over the width
-        s_o = outside.sum(axis=1)
-        s_dd = np.einsum("ijk,ijk->i", diff, diff)
-        s_oo = np.einsum("ijk,ijk->i", outside, outside)
-        s_do = np.einsum("ijk,ijk->i", diff, outside)
-        c_do = s_do - (s_d * s_o).sum(axis=1) / W  # centred per channel
-        c_oo = s_oo - (s_o * s_o).sum(axis=1) / W
-        c_dd = s_dd - (s_d * s_d).sum(axis=1) / W
-        slope = np.clip(c_do / np.maximum(c_oo, 1e-6), -1.2, 0.2)
-        residual = np.maximum(c_dd - 2.0 * slope * c_do + slope * slope * c_oo, 0.0)
-        out[side] = {
-            "y": ys,
-            "slope": slope,
-            "rms": np.sqrt(s_dd / n),
-            "explained": 1.0 - residual / np.maximum(s_dd, 1e-6),
-            "spread": np.sqrt(np.maximum(c_oo, 0.0) / n),
-        }
-    return out
+    diff = inside - outside
+    s_d = diff.sum(axis=1)  # (rows, 3) per-channel sums over the width
+    s_o = outside.sum(axis=1)
+    s_dd = np.einsum("ijk,ijk->i", diff, diff)
+    s_oo = np.einsum("ijk,ijk->i", outside, outside)
+    s_do = np.einsum("ijk,ijk->i", diff, outside)
+    c_do = s_do - (s_d * s_o).sum(axis=1) / W  # centred per channel
+    c_oo = s_oo - (s_o * s_o).sum(axis=1) / W
+    c_dd = s_dd - (s_d * s_d).sum(axis=1) / W
+    slope = np.clip(c_do / np.maximum(c_oo, 1e-6), -1.2, 0.2)
+    residual = np.maximum(c_dd - 2.0 * slope * c_do + slope * slope * c_oo, 0.0)
+    return {
+        "y": ys,
+        "slope": slope,
+        "rms": np.sqrt(s_dd / n),
+        "explained": 1.0 - residual / np.maximum(s_dd, 1e-6),
+        "spread": np.sqrt(np.maximum(c_oo, 0.0) / n),
+    }
 
 
 # ---------------------------------------------------------------------------- helpers
