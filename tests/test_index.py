@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opensight.collections.index import IndexBackend, open_backend
+from opensight.collections.index import IndexBackend, open_backend, usearch_backend
 from opensight.collections.index.usearch_backend import UsearchBackend
 
 DIM = 32
@@ -35,14 +35,22 @@ def hamming(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.unpackbits(a ^ b).sum())
 
 
-@pytest.fixture(params=["usearch-memory", "usearch-files", "qdrant-memory", "qdrant-path"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexBackend]:
+@pytest.fixture(
+    params=["usearch-memory", "usearch-files", "ivf-files", "qdrant-memory", "qdrant-path"]
+)
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[IndexBackend]:
     kind = request.param
+    if kind == "ivf-files":  # the embedded backend past its HNSW -> IVF switch
+        monkeypatch.setattr(usearch_backend, "IVF_THRESHOLD", 100)
+        monkeypatch.setattr(usearch_backend, "BACKGROUND_BUILD", False)
     if kind.startswith("qdrant"):
         pytest.importorskip("qdrant_client")
     url = {
         "usearch-memory": "memory://",
         "usearch-files": None,
+        "ivf-files": None,
         "qdrant-memory": "qdrant+memory://",
         "qdrant-path": f"qdrant+path://{tmp_path / 'qdrant'}",
     }[kind]
