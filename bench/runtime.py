@@ -221,7 +221,7 @@ def header(args: argparse.Namespace, threads: int, providers: list[str]) -> None
     print(
         f"session: {', '.join(providers)}, {threads} intra-op threads; batcher max_batch="
         f"{args.max_batch}, max_wait={args.max_wait_ms} ms; {args.rounds} round(s) x "
-        f"{args.seconds} s per cell"
+        f"{args.seconds} s per cell; GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
     )
 
 
@@ -234,6 +234,13 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--quick", action="store_true", help="1 round of 1 s per cell")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=None,
+        help="GIL switch interval of this process (default: what an API process uses, "
+        "OPENSIGHT_SWITCH_INTERVAL_MS; 0 keeps Python's 5 ms)",
+    )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -241,6 +248,12 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.seconds = 1, 1.0
+    from opensight.config import Settings as _Settings
+
+    if args.switch_interval_ms is None:  # the batcher lives in API processes: run as they do
+        args.switch_interval_ms = _Settings().switch_interval_ms
+    if args.switch_interval_ms > 0:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
 
     from opensight.config import Settings
     from opensight.runtime.sessions import ModelRuntime
