@@ -15,6 +15,7 @@ instead of letting memory and latency grow.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import logging
@@ -36,10 +37,18 @@ log = logging.getLogger("opensight.runtime")
 
 @dataclass(eq=False)
 class _Request(Generic[In, Out]):
+    """One caller's items. A blocking caller waits on ``signal``, a raw lock the batcher
+    releases once (a ``Future`` costs a Condition and several lock hand-offs per call,
+    which add up when 32 callers come back between two batches); an event loop awaits
+    ``future``. ``closed`` (under the batcher's lock) is set once: answered or given up."""
+
     items: Sequence[In]
-    future: Future[list[Out]]
     enqueued_at: float
+    future: Future[list[Out]] | None = None
+    signal: Any = None
     results: list[Any] = field(default_factory=list)
+    error: BaseException | None = None
+    closed: bool = False
     next: int = 0
     """Index of the next item to hand to a batch."""
     done: int = 0
@@ -47,6 +56,21 @@ class _Request(Generic[In, Out]):
     @property
     def undispatched(self) -> int:
         return len(self.items) - self.next
+
+    def answer(self, error: BaseException | None = None) -> None:
+        """Hand the caller its results (or ``error``); the batcher's lock is held."""
+        if self.closed:
+            return
+        self.closed = True
+        self.error = error
+        if self.future is not None:
+            with contextlib.suppress(InvalidStateError):  # its caller gave up meanwhile
+                if error is None:
+                    self.future.set_result(self.results)
+                else:
+                    self.future.set_exception(error)
+        else:
+            self.signal.release()
 
 
 @dataclass
@@ -105,12 +129,18 @@ class Batcher(Generic[In, Out]):
             return []
         if self._claim_inline(len(items)):
             return self._run_inline(items)
-        request = self._enqueue(items)
-        try:
-            return request.future.result(timeout)
-        except TimeoutError:
-            self._cancel(request)
-            raise
+        signal = _thread.allocate_lock()
+        signal.acquire()
+        request = self._enqueue(items, signal=signal)
+        if not signal.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            with self._cond:
+                if not request.closed:  # not answered meanwhile: give up its place
+                    request.closed = True
+                    self._drop(request)
+                    raise TimeoutError(f"no result from {self.name!r} in {timeout} s")
+        if request.error is not None:
+            raise request.error
+        return request.results
 
     async def submit_async(self, item: In) -> Out:
         """``submit`` for event loops: waits without blocking the loop."""
@@ -119,7 +149,8 @@ class Batcher(Generic[In, Out]):
     async def submit_many_async(self, items: Sequence[In]) -> list[Out]:
         if not items:
             return []
-        request = self._enqueue(items)
+        request = self._enqueue(items, future=Future())
+        assert request.future is not None
         try:
             return await asyncio.wrap_future(request.future)
         except asyncio.CancelledError:
@@ -177,9 +208,15 @@ class Batcher(Generic[In, Out]):
         self.stats.items += size
         self.stats.max_batch = max(self.stats.max_batch, size)
 
-    def _enqueue(self, items: Sequence[In]) -> _Request[In, Out]:
+    def _enqueue(
+        self, items: Sequence[In], *, signal: Any = None, future: Future[list[Out]] | None = None
+    ) -> _Request[In, Out]:
         request: _Request[In, Out] = _Request(
-            items=items, future=Future(), enqueued_at=time.monotonic(), results=[None] * len(items)
+            items=items,
+            enqueued_at=time.monotonic(),
+            future=future,
+            signal=signal,
+            results=[None] * len(items),
         )
         with self._cond:
             if self._closed:
@@ -211,7 +248,9 @@ class Batcher(Generic[In, Out]):
 
     def _cancel(self, request: _Request[In, Out]) -> None:
         with self._cond:
-            request.future.cancel()
+            request.closed = True
+            if request.future is not None:
+                request.future.cancel()
             self._drop(request)
 
     def _drop(self, request: _Request[In, Out]) -> None:
@@ -268,7 +307,7 @@ class Batcher(Generic[In, Out]):
         taken: list[tuple[_Request[In, Out], int]] = []
         while len(taken) < self.max_batch_size and self._requests:
             request = self._requests.popleft()
-            if request.future.done():  # cancelled by its caller
+            if request.closed:  # its caller gave up
                 self._pending -= request.undispatched
                 request.next = len(request.items)
                 continue
@@ -294,12 +333,15 @@ class Batcher(Generic[In, Out]):
                 raise
             return
         self._count(len(items))
+        finished = []
         for (request, index), output in zip(batch, outputs, strict=True):
             request.results[index] = output
             request.done += 1
             if request.done == len(request.items):
-                with contextlib.suppress(InvalidStateError):  # its caller gave up meanwhile
-                    request.future.set_result(request.results)
+                finished.append(request)
+        with self._cond:  # one acquisition for the batch; ``closed`` is read under it
+            for request in finished:
+                request.answer()
 
     def _fail(self, batch: list[tuple[_Request[In, Out], int]], exc: BaseException) -> None:
         """Every caller with an item in the failed batch gets the error; their rest is dropped."""
@@ -308,5 +350,4 @@ class Batcher(Generic[In, Out]):
         with self._cond:
             for request in {request for request, _ in batch}:
                 self._drop(request)
-                with contextlib.suppress(InvalidStateError):
-                    request.future.set_exception(exc)
+                request.answer(exc)
