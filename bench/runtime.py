@@ -221,7 +221,8 @@ def header(args: argparse.Namespace, threads: int, providers: list[str]) -> None
     print(
         f"session: {', '.join(providers)}, {threads} intra-op threads; batcher max_batch="
         f"{args.max_batch}, max_wait={args.max_wait_ms} ms; {args.rounds} round(s) x "
-        f"{args.seconds} s per cell; GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
+        f"{args.seconds} s per cell; GIL switch interval {sys.getswitchinterval() * 1000:g} ms, "
+        f"malloc tuning {'on' if getattr(args, 'malloc_tuned', False) else 'off'} (as an API process)"
     )
 
 
@@ -254,6 +255,9 @@ def main() -> None:
         args.switch_interval_ms = _Settings().switch_interval_ms
     if args.switch_interval_ms > 0:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
+    from opensight._malloc import tune as tune_malloc
+
+    args.malloc_tuned = tune_malloc()  # as `opensight serve` does at start
 
     from opensight.config import Settings
     from opensight.runtime.sessions import ModelRuntime
