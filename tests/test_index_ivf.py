@@ -224,3 +224,27 @@ def test_list_and_probe_counts() -> None:
     assert ivf.list_count(100_000) == 1024 and ivf.probe_count(1024) == 256
     assert ivf.list_count(2000) == 50  # capped by the training points per list
     assert ivf.list_count(50) == 1
+
+
+def test_the_switch_follows_the_configured_threshold(
+    data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """``OPENSIGHT_INDEX_IVF_THRESHOLD`` reaches the backend: a small one switches a
+    collection the default would keep on the HNSW; 0 never switches."""
+    from opensight.collections.index import open_backend
+    from opensight.config import Settings
+    from opensight.services.container import Container
+
+    base, _ = data
+    rng = np.random.default_rng(3)
+    hs = hashes(rng, len(base))
+    assert len(base) < usearch_backend.IVF_THRESHOLD  # the default would not switch
+    for threshold, kind in ((2000, "ivf"), (0, "hnsw")):
+        backend = open_backend(None, tmp_path / f"t{threshold}", ivf_threshold=threshold)
+        index = backend.open("c", DIM)
+        index.add(np.arange(len(base)), base, hs)
+        index.wait_for_training()  # type: ignore[attr-defined]
+        assert index.kind.startswith(kind), (threshold, index.kind)  # type: ignore[attr-defined]
+    settings = Settings(data_dir=tmp_path / "app", index_ivf_threshold=1234)
+    made = Container(settings).collections.backend
+    assert isinstance(made, UsearchBackend) and made.ivf_threshold == 1234

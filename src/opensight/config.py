@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; default is a SQLite file in the data dir."""
     index_url: str | None = None
     """Vector index for collections: ``qdrant://host:6333``; default usearch files in the data dir."""
+    index_ivf_threshold: Annotated[int, Field(ge=0)] = 100_000
+    """Embedded index: a collection's vectors move from the HNSW to a trained IVF at this
+    many (0: never). Lower trades a training pass for faster search sooner."""
 
     # scale-out (docs/deploy.md); each unset means the embedded default
     broker_url: str | None = None

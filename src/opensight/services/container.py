@@ -136,7 +136,7 @@ class Container:
         return CollectionService(
             self.db,
             self.images,
-            open_backend(url, self.settings.data_dir),
+            open_backend(url, self.settings.data_dir, self.settings.index_ivf_threshold),
             load=analysis.load,
             fetch_url=lambda u: fetch_bytes(u, analysis.fetch_policy),
         )

@@ -74,9 +74,13 @@ class UsearchCollectionIndex(CollectionIndex):
     is small, in an :class:`IvfVectors` once it reaches ``IVF_THRESHOLD`` (trained on
     its own vectors, retrained when it has grown ``RETRAIN_GROWTH`` times)."""
 
-    def __init__(self, dim: int, directory: Path | None = None) -> None:
+    def __init__(
+        self, dim: int, directory: Path | None = None, ivf_threshold: int | None = None
+    ) -> None:
         self.dim = dim
         self.directory = directory
+        self.ivf_threshold = IVF_THRESHOLD if ivf_threshold is None else ivf_threshold
+        """Vectors at which the HNSW gives way to an IVF (0: never)."""
         self._lock = threading.RLock()
         self._dirty = False
         self.vectors: Index | IvfVectors = _vector_index(dim)
@@ -214,7 +218,8 @@ class UsearchCollectionIndex(CollectionIndex):
         return (
             not isinstance(self.vectors, IvfVectors)
             and self._pending is None
-            and size + adding >= max(IVF_THRESHOLD, MIN_SIZE)
+            and self.ivf_threshold > 0
+            and size + adding >= max(self.ivf_threshold, MIN_SIZE)
             and adding >= size
         )
 
@@ -227,7 +232,7 @@ class UsearchCollectionIndex(CollectionIndex):
         if isinstance(self.vectors, IvfVectors):
             due = size >= RETRAIN_GROWTH * max(self.vectors.trained, 1)
         else:
-            due = size >= max(IVF_THRESHOLD, MIN_SIZE)
+            due = self.ivf_threshold > 0 and size >= max(self.ivf_threshold, MIN_SIZE)
         if not due:
             return
         keys, vectors = _snapshot(self.vectors, self.dim)
@@ -326,8 +331,9 @@ class UsearchBackend(IndexBackend):
     name = "usearch"
     shared = False
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, ivf_threshold: int | None = None) -> None:
         self.root = root
+        self.ivf_threshold = ivf_threshold
         self._open: dict[str, UsearchCollectionIndex] = {}
         self._lock = threading.Lock()
 
@@ -342,7 +348,7 @@ class UsearchBackend(IndexBackend):
         with self._lock:
             index = self._open.get(name)
             if index is None or index.dim != dim:
-                index = UsearchCollectionIndex(dim, self._dir(name))
+                index = UsearchCollectionIndex(dim, self._dir(name), self.ivf_threshold)
                 self._open[name] = index
             return index
 
