@@ -248,3 +248,37 @@ def test_the_switch_follows_the_configured_threshold(
     settings = Settings(data_dir=tmp_path / "app", index_ivf_threshold=1234)
     made = Container(settings).collections.backend
     assert isinstance(made, UsearchBackend) and made.ivf_threshold == 1234
+
+
+def test_a_lost_index_is_rebuilt_straight_into_the_ivf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Index files lost: the service replays the database in one bulk add, so a collection
+    past the switch point trains its IVF once on every vector, at once, instead of filling
+    the HNSW to the threshold and training in the background."""
+    import shutil
+
+    from opensight.collections import service as service_module
+    from opensight.config import Settings
+    from opensight.services.analysis import Source
+    from opensight.services.container import Container
+    from opensight.services.keys import Principal
+    from tests.conftest import photo_bytes
+
+    monkeypatch.setattr(service_module, "_REPLAY_BATCH", 40)  # several read batches
+    settings = Settings(data_dir=tmp_path, index_ivf_threshold=110)
+    who = Principal(tenant_id="t", key_id="k", secret="")
+    container = Container(settings)
+    container.collections.create(who, "big", embedder="classical")
+    for i in range(130):
+        image = Source(data=photo_bytes(size=(160, 120), seed=i + 1))
+        container.collections.add(who, "big", image, image_id=f"i{i}")
+    container.close()
+    shutil.rmtree(tmp_path / "index")
+    container = Container(settings)
+    collection = container.collections.get(who, "big")
+    index = container.collections.index_for(collection)
+    assert isinstance(index, UsearchCollectionIndex)
+    assert isinstance(index.vectors, IvfVectors) and index.vectors.trained == 130
+    assert len(index) == 130
+    container.close()

@@ -77,6 +77,29 @@ _SIGNAL_CACHE = 2048
 _REPLAY_BATCH = 1000
 
 MAX_TEXT_LENGTH = 1000
+
+
+class _Gathered:
+    """Rows of a bulk rebuild in arrays sized once (no second copy when they are joined)."""
+
+    def __init__(self, capacity: int, dim: int) -> None:
+        self.keys = np.empty(capacity, np.int64)
+        self.vectors = np.empty((capacity, dim), np.float32)
+        self.hashes = np.empty((capacity, 8), np.uint8)
+        self.size = 0
+
+    def append(self, keys: np.ndarray, vectors: np.ndarray, hashes: np.ndarray) -> None:
+        end = self.size + len(keys)
+        self.keys[self.size : end] = keys
+        self.vectors[self.size : end] = vectors
+        self.hashes[self.size : end] = hashes
+        self.size = end
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self.size
+        return self.keys[:n], self.vectors[:n], self.hashes[:n]
+
+
 #: Exact and near-duplicate signals are classical in every collection (see embedders).
 _CLASSICAL = ClassicalEmbedder()
 
@@ -317,6 +340,11 @@ class CollectionService:
         missing = np.setdiff1d(db_keys, have)
         if stale.size:
             index.remove(stale)
+        # An empty index (files lost, a new node) is rebuilt with one add: a large
+        # collection then goes straight to the trained IVF instead of filling the
+        # HNSW to the switch point first. Rows are read in batches either way.
+        bulk = len(index) == 0 and missing.size > _REPLAY_BATCH
+        gathered: _Gathered | None = None
         for start in range(0, missing.size, _REPLAY_BATCH):
             part = [int(k) for k in missing[start : start + _REPLAY_BATCH]]
             with self.db.read() as session:
@@ -330,11 +358,18 @@ class CollectionService:
                     if r[1] is not None
                 ]
             if rows:
-                index.add(
+                batch = (
                     np.array([r[0] for r in rows], np.int64),
                     np.stack([_vector(r[1]) for r in rows]),
                     np.stack([to_bytes(from_hex(r[2])) for r in rows]),
                 )
+                if bulk:
+                    gathered = gathered or _Gathered(missing.size, batch[1].shape[1])
+                    gathered.append(*batch)
+                else:
+                    index.add(*batch)
+        if gathered is not None and gathered.size:
+            index.add(*gathered.arrays())
         if stale.size or missing.size:
             log.info(
                 "collection %s: index resynced from the database (%d replayed, %d removed)",
