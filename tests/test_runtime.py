@@ -553,6 +553,10 @@ def test_batcher_timeout_drops_the_item() -> None:
 def test_batcher_async_callers_share_batches() -> None:
     gate = Gate()
     batcher: Batcher[Any, Any] = Batcher(gate, max_batch_size=16, max_wait_ms=20)
+    # Held shut a moment: the dispatcher may take the burst's first item alone (a lone
+    # caller is not kept waiting), but the rest queue behind it and go out as full batches.
+    gate.open.clear()
+    threading.Timer(0.2, gate.open.set).start()
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(batcher.submit_async(i) for i in range(32)))
