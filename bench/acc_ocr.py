@@ -368,6 +368,36 @@ def _text_layer(
     return tile
 
 
+def _overlaid_photo(
+    rng: random.Random,
+    name: str,
+    target: int,
+    phrases: list[str],
+    tile_for: Callable[[str], Image.Image],
+    quality: Callable[[], int],
+) -> tuple[np.ndarray, str]:
+    """Photo ``name`` scaled to ``target`` px with one phrase per horizontal band (reading
+    order), JPEG-encoded at ``quality()``; the phrases that fit are the ground truth."""
+    base = Image.fromarray(_photo(name))
+    scale = target / max(base.size)
+    base = base.resize(
+        (round(base.width * scale), round(base.height * scale)), Image.Resampling.LANCZOS
+    ).convert("RGBA")
+    band = base.height // len(phrases)
+    truth = []
+    for row, phrase in enumerate(phrases):
+        tile = tile_for(phrase)
+        if tile.width >= base.width or tile.height >= band:
+            continue
+        x = rng.randint(0, base.width - tile.width)
+        y = row * band + rng.randint(0, band - tile.height)
+        base.alpha_composite(tile, (x, y))
+        truth.append(phrase)
+    buffer = io.BytesIO()
+    base.convert("RGB").save(buffer, "JPEG", quality=quality())
+    return np.asarray(Image.open(buffer).convert("RGB")), "\n".join(truth)
+
+
 def photo_overlays(count: int, seed: int = SEED) -> list[Sample]:
     """Photos with 1..3 phrases each, placed in separate horizontal bands (reading order)."""
     rng = random.Random(seed + 1)
@@ -376,16 +406,9 @@ def photo_overlays(count: int, seed: int = SEED) -> list[Sample]:
     samples = []
     for index in range(count):
         name = PHOTOS[index % len(PHOTOS)]
-        base = Image.fromarray(_photo(name))
         target = rng.choice([800, 1200, 1600])
-        scale = target / max(base.size)
-        base = base.resize(
-            (round(base.width * scale), round(base.height * scale)), Image.Resampling.LANCZOS
-        ).convert("RGBA")
-        phrases = rng.sample(PHRASES, rng.randint(1, 3))
-        band = base.height // len(phrases)
-        truth = []
-        for row, phrase in enumerate(phrases):
+
+        def tile_for(phrase: str, target: int = target) -> Image.Image:
             font = ImageFont.truetype(str(rng.choice(fonts)), rng.randint(22, 72) * target // 1200)
             fill = rng.choice(colours)
             boxed = rng.random() < 0.4
@@ -393,19 +416,15 @@ def photo_overlays(count: int, seed: int = SEED) -> list[Sample]:
             if boxed:
                 dark = sum(fill) > 380
                 box = (0, 0, 0, rng.randint(100, 170)) if dark else (255, 255, 255, 150)
-            tile = _text_layer(
+            return _text_layer(
                 phrase, font, fill, box, shadow=rng.random() < 0.3, angle=rng.uniform(-8, 8)
             )
-            if tile.width >= base.width or tile.height >= band:
-                continue
-            x = rng.randint(0, base.width - tile.width)
-            y = row * band + rng.randint(0, band - tile.height)
-            base.alpha_composite(tile, (x, y))
-            truth.append(phrase)
-        buffer = io.BytesIO()
-        base.convert("RGB").save(buffer, "JPEG", quality=rng.randint(75, 92))
-        rgb = np.asarray(Image.open(buffer).convert("RGB"))
-        samples.append(Sample(f"photo{index:02d}-{name}-{target}px", rgb, "\n".join(truth)))
+
+        phrases = rng.sample(PHRASES, rng.randint(1, 3))
+        rgb, truth = _overlaid_photo(
+            rng, name, target, phrases, tile_for, lambda: rng.randint(75, 92)
+        )
+        samples.append(Sample(f"photo{index:02d}-{name}-{target}px", rgb, truth))
     return samples
 
 
@@ -419,30 +438,19 @@ def small_text_photos(count: int, seed: int = SEED) -> list[Sample]:
     samples = []
     for index in range(count):
         name = PHOTOS[index % len(PHOTOS)]
-        base = Image.fromarray(_photo(name))
         target = rng.choice([1200, 1400, 1600])
-        scale = target / max(base.size)
-        base = base.resize(
-            (round(base.width * scale), round(base.height * scale)), Image.Resampling.LANCZOS
-        ).convert("RGBA")
-        phrases = rng.sample(PHRASES, rng.randint(1, 2))
-        band = base.height // len(phrases)
-        truth = []
-        for row, phrase in enumerate(phrases):
+
+        def tile_for(phrase: str) -> Image.Image:
             font = ImageFont.truetype(str(rng.choice(fonts)), rng.randint(12, 22))
             fill = rng.choice(colours)
             box = (0, 0, 0, 140) if sum(fill) > 380 else (255, 255, 255, 150)
-            tile = _text_layer(
+            return _text_layer(
                 phrase, font, fill, box if rng.random() < 0.5 else None, False, rng.uniform(-3, 3)
             )
-            x = rng.randint(0, base.width - tile.width)
-            y = row * band + rng.randint(0, band - tile.height)
-            base.alpha_composite(tile, (x, y))
-            truth.append(phrase)
-        buffer = io.BytesIO()
-        base.convert("RGB").save(buffer, "JPEG", quality=90)
-        rgb = np.asarray(Image.open(buffer).convert("RGB"))
-        samples.append(Sample(f"small{index:02d}-{name}-{target}px", rgb, "\n".join(truth)))
+
+        phrases = rng.sample(PHRASES, rng.randint(1, 2))
+        rgb, truth = _overlaid_photo(rng, name, target, phrases, tile_for, lambda: 90)
+        samples.append(Sample(f"small{index:02d}-{name}-{target}px", rgb, truth))
     return samples
 
 

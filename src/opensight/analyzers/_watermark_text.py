@@ -115,8 +115,9 @@ FEATURES = (
 )
 
 
-def _zone(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> str | None:
-    """Where marks are put (as ``watermark._zone``; not imported: that module imports this)."""
+def mark_zone(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> str | None:
+    """Where marks are put: a corner, along the bottom, or the centre (else None); the
+    classical detector in ``watermark`` uses the same zones."""
     H, W = shape[:2]
     x, y, w, h = box
     cx, cy = (x + w / 2) / W, (y + h / 2) / H
@@ -156,7 +157,7 @@ def box_features(
     x, y, w, h = tb.box
     side = float(min(quad_sides(tb.quad)))
     longest = float(max(quad_sides(tb.quad)))
-    zone = _zone(tb.box, gray.shape)
+    zone = mark_zone(tb.box, gray.shape)
     f: dict[str, float] = {
         "score": tb.score,
         "corner": float(zone == "corner"),

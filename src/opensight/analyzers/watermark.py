@@ -465,20 +465,6 @@ def _is_document(lines: list[_Line]) -> bool:
     return False
 
 
-def _zone(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> str | None:
-    """Where marks are put: a corner, along the bottom, or the centre (else None)."""
-    H, W = shape[:2]
-    x, y, w, h = box
-    cx, cy = (x + w / 2) / W, (y + h / 2) / H
-    if (cx < 0.35 or cx > 0.65) and (cy < 0.25 or cy > 0.75):
-        return "corner"
-    if cy > 0.8 and 0.2 < cx < 0.8:
-        return "bottom"
-    if 0.3 < cx < 0.7 and 0.3 < cy < 0.7:
-        return "centre"
-    return None
-
-
 def _marks(
     lines: list[_Line],
     shape: tuple[int, ...],
@@ -487,7 +473,7 @@ def _marks(
 ) -> list[tuple[str, float, tuple[float, float, float, float]]]:
     found: list[tuple[str, float, tuple[float, float, float, float]]] = []
     for line in lines:
-        zone = _zone(line.box, shape)
+        zone = _watermark_text.mark_zone(line.box, shape)
         if zone is None or not _is_line(line, opts, 40.0 if zone == "centre" else 10.0):
             continue
         if abs(line.inner - line.outer) > opts.board_contrast:

@@ -206,9 +206,11 @@ class UsearchCollectionIndex(CollectionIndex):
     def _remove(self, keys: np.ndarray) -> None:
         if isinstance(self.vectors, IvfVectors):
             self.vectors.remove(keys)
+        else:
+            for key in keys:
+                if self.vectors.contains(int(key)):
+                    self.vectors.remove(int(key))
         for key in keys:
-            if not isinstance(self.vectors, IvfVectors) and self.vectors.contains(int(key)):
-                self.vectors.remove(int(key))
             if self.hashes.contains(int(key)):
                 self.hashes.remove(int(key))
 
