@@ -14,6 +14,8 @@ analyzer's ``watermarked`` is true. Rows:
 * ``recall:<kind>`` -- share of each kind's images that are flagged at all, and
   ``named:<kind>`` -- share with a detection of the right ``name``;
 * ``recall:opacity <range>`` -- text, logo and pattern images by mark opacity;
+* ``recall:visibility <range>`` -- the same images by how much the mark stands out from
+  what it covers (``watermark_set.visibility``; below 1 a person hardly sees it);
 * ``false_positive:<group>`` -- share of each negative group that is flagged;
 * ``localised`` -- share of flagged text/logo/banner images whose best detection's centre
   falls in the true box (a pattern's box is the whole image);
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import defaultdict
@@ -48,6 +51,8 @@ ANALYZER = "watermark"
 GOAL = 0.9
 DEFAULT_SEED = 3
 OPACITY_BINS = ((0.15, 0.3), (0.3, 0.45), (0.45, 0.61))
+VISIBILITY_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
+"""``watermark_set.visibility``: about 1 and below, hard to see even for a person."""
 
 
 def run(quick: bool = False, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
@@ -80,6 +85,7 @@ def _rows(
     named: dict[str, list[bool]] = defaultdict(list)
     localised: list[bool] = []
     by_opacity: dict[tuple[float, float], list[bool]] = defaultdict(list)
+    by_visibility: dict[tuple[float, float], list[bool]] = defaultdict(list)
     for sample, result, flag in zip(samples, results, flagged, strict=True):
         by_group[sample.group].append(flag)
         if not sample.positive:
@@ -90,6 +96,11 @@ def _rows(
             for low, high in OPACITY_BINS:
                 if low <= opacity < high:
                     by_opacity[(low, high)].append(flag)
+        seen = sample.params.get("visibility")
+        if seen is not None:
+            for low, high in VISIBILITY_BINS:
+                if low <= seen < high:
+                    by_visibility[(low, high)].append(flag)
         if flag and sample.kind != "pattern" and sample.box is not None:
             localised.append(_centre_inside(result["detections"][0]["box"], sample.box))
 
@@ -100,6 +111,19 @@ def _rows(
     for low, high in OPACITY_BINS:
         rows.append(
             _row(f"recall:opacity {low:.2f}-{min(high, 0.6):.2f}", _mean(by_opacity[(low, high)]))
+        )
+    for low, high in VISIBILITY_BINS:
+        label = (
+            f"<{high:g}"
+            if low == 0
+            else (f">={low:g}" if high == math.inf else f"{low:g}-{high:g}")
+        )
+        rows.append(_row(f"recall:visibility {label}", _mean(by_visibility[(low, high)])))
+        rows.append(
+            _row(
+                f"share:visibility {label}",
+                len(by_visibility[(low, high)]) / max(sum(map(len, by_visibility.values())), 1),
+            )
         )
     for group in NEGATIVE_GROUPS:
         rows.append(_row(f"false_positive:{group}", _mean(by_group[group])))

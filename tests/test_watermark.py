@@ -73,6 +73,28 @@ def test_logo_with_initials_is_found() -> None:
 
 
 @needs_detector
+def test_rows_of_coins_are_not_a_page_that_hides_a_logo() -> None:
+    """The stroke grouping takes the rows of coins for lines of a page (which would hide
+    every mark); the text detector does not read a page there, so its overlay boxes count,
+    while a real page stays a page and the clean photo stays clean."""
+    from opensight.analyzers import watermark
+
+    coins = photo("coins")
+    small = watermark._downscale(coins, 512)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    assert watermark._is_document(watermark.text_lines(gray, watermark.DEFAULTS))
+    assert not watermark._detector_sees_page(coins, watermark.DEFAULTS, None)
+    page = ws.resize_long(ws.text_photos()["page"], 800)
+    assert watermark._detector_sees_page(page, watermark.DEFAULTS, None)
+    assert detect(coins)["watermarked"] is False
+    for seed in (2, 3, 5, 6):
+        marked, box, _ = ws.add_logo(
+            coins, np.random.default_rng(seed), opacity=0.45, where="top-left"
+        )
+        assert any(centre_inside(d["box"], box) for d in marks(detect(marked))), seed
+
+
+@needs_detector
 def test_opaque_sign_in_the_scene_is_not_a_watermark() -> None:
     """The same words on an opaque board inside the photo are scene text."""
     flagged = 0

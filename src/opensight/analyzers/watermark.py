@@ -166,7 +166,13 @@ def detect(
     found.append(("pattern", tiled, (0.0, 0.0, float(gray.shape[1]), float(gray.shape[0]))))
 
     lines = text_lines(gray, opts)
-    if not _is_document(lines):  # a page is all text, but not an overlay
+    page = _is_document(lines)
+    # Rows of coins, bricks or cells look like a page to the stroke grouping: when the text
+    # detector does not read a page there, its overlay boxes still count (the stroke marks
+    # and banners, which the same rows would fool, do not).
+    rows_only = page and opts.text_side > 0 and _watermark_text.detector_available()
+    rows_only = rows_only and not _detector_sees_page(rgb, opts, memo)
+    if not page:  # a page is all text, but not an overlay
         banner = banner_candidates(small, gray, lines, opts)
         found += banner
         if tiled < opts.min_confidence:  # else each tile would be reported as a mark too
@@ -177,6 +183,8 @@ def detect(
                 marks = [m for m in marks if m[1] >= opts.classical_marks]
                 marks = _suppress(marks + overlays)
             found += marks
+    elif rows_only and tiled < opts.min_confidence:
+        found += _suppress(_overlays(rgb, scale, opts, memo=memo) or [])
 
     detections = []
     for name, confidence, box in sorted(found, key=lambda f: -f[1]):
@@ -436,7 +444,7 @@ def _is_line(line: _Line, opts: WatermarkOptions, max_angle: float = 10.0) -> bo
 def _is_document(lines: list[_Line]) -> bool:
     """Three or more horizontal lines of similar height stacked above each other: a page."""
     rows = [
-        ln
+        (ln.box, ln.height)
         for ln in lines
         if ln.parts >= 6
         and ln.straight <= 0.2
@@ -444,22 +452,42 @@ def _is_document(lines: list[_Line]) -> bool:
         and ln.level_cv <= 0.25
         and ln.box[2] >= 8 * ln.height
     ]
-    rows.sort(key=lambda ln: ln.box[1])
-    for i, a in enumerate(rows):
-        stack = [a]
-        for b in rows[i + 1 :]:
-            last = stack[-1]
-            gap = b.box[1] - last.box[1]
-            overlap = min(last.box[0] + last.box[2], b.box[0] + b.box[2]) - max(
-                last.box[0], b.box[0]
-            )
-            similar = 0.6 < b.height / last.height < 1.6
+    return _stacked(rows)
+
+
+def _detector_sees_page(
+    rgb: np.ndarray, opts: WatermarkOptions, memo: ProbabilityMemo | None
+) -> bool:
+    """Whether the text detector confirms a page: three stacked, level, long text boxes.
+
+    The stroke grouping also finds "lines" in rows of coins, bricks or cells; a page is
+    only a page when the detector reads its lines too (the map is shared with ``ocr`` and
+    with the overlay scoring, so this costs a contour pass)."""
+    rows = []
+    for tb in _watermark_text.detect_boxes(rgb, int(opts.text_side), memo=memo):
+        short, long = sorted(_watermark_text.quad_sides(tb.quad))
+        tilt = min(abs(tb.angle) % 180.0, 180.0 - abs(tb.angle) % 180.0)
+        if long >= 4 * short and tilt <= 5:
+            rows.append((tb.box, tb.box[3]))
+    return _stacked(rows)
+
+
+def _stacked(rows: list[tuple[tuple[float, float, float, float], float]]) -> bool:
+    """Three or more of ``(box, height)`` rows of similar height, one below the other."""
+    rows = sorted(rows, key=lambda row: row[0][1])
+    for i, first in enumerate(rows):
+        stack = [first]
+        for row in rows[i + 1 :]:
+            (lx, ly, lw, _), lh = stack[-1]
+            (bx, by, bw, _), bh = row
+            gap = by - ly
+            overlap = min(lx + lw, bx + bw) - max(lx, bx)
             if (
-                similar
-                and 0.8 * last.height < gap < 4.0 * last.height
-                and overlap > 0.3 * min(last.box[2], b.box[2])
+                0.6 < bh / max(lh, 1e-6) < 1.6
+                and 0.8 * lh < gap < 4.0 * lh
+                and overlap > 0.3 * min(lw, bw)
             ):
-                stack.append(b)
+                stack.append(row)
         if len(stack) >= 3:
             return True
     return False
