@@ -7,7 +7,9 @@ signature is needed.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -152,6 +154,72 @@ def test_blurry_and_close_images_are_skipped(
     final = poll(oauth_api, first["token"])
     assert final["status"] == cloudsight.STATUS_SKIPPED
     assert final["reason"] == reason
+
+
+def wheel_png() -> bytes:
+    """scikit-image's colour wheel on a white card: the quality gate passes it and the
+    moderation detector reads it as suggestive (exposed buttocks, ~0.7), never explicit."""
+    from skimage import data
+
+    card = Image.new("RGB", (640, 480), (255, 255, 255))
+    card.paste(Image.fromarray(data.colorwheel()[..., :3]).resize((336, 336)), (152, 72))
+    buffer = io.BytesIO()
+    card.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def strict_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server whose operator counts suggestive images as offensive."""
+    options = json.dumps({"moderation": {"offensive": "suggestive"}})
+    server = ServerProcess(tmp_path, workers=1, env={"OPENSIGHT_ANALYZER_OPTIONS": options})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_offensive_gate_follows_the_operators_moderation_options(
+    server: ServerProcess,
+    tenant: dict[str, Any],
+    oauth_api: cloudsight.API,
+    strict_server: ServerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CloudSight requests carry no analyzer options: what counts as offensive is the
+    operator's ``OPENSIGHT_ANALYZER_OPTIONS``. With the defaults (explicit only) the image
+    passes both gates; where the operator counts suggestive images, it is skipped there."""
+    image = wheel_png()
+    token = oauth_api.image_request(io.BytesIO(image), "wheel.png")["token"]
+    with contextlib.suppress(cloudsight.APIError):  # the caption's model is not installed
+        poll(oauth_api, token)
+    job = native_job(server, tenant["key"], token)
+    if caption_registered():  # past both gates, it stopped at the caption's missing model
+        assert job["status"] == "failed", job
+        assert job["error"]["slug"] == "model_unavailable"
+    else:
+        assert job["status"] == "completed", job
+        assert job["result"]["moderation"]["category"] == "suggestive"
+        assert job["result"]["moderation"]["offensive"] is False
+
+    point_client_at(monkeypatch, strict_server.url)
+    key = create_key(strict_server.data_dir, "strict")
+    strict = cloudsight.API(cloudsight.OAuth(key["key"], key["secret"]))
+    final = poll(strict, strict.image_request(io.BytesIO(image), "wheel.png")["token"])
+    assert final["status"] == cloudsight.STATUS_SKIPPED
+    assert final["reason"] == "offensive"
+
+
+def test_unknown_analyzer_in_the_operators_options_stops_the_start() -> None:
+    from opensight.api.app import create_app
+    from opensight.config import Settings
+    from opensight.errors import UnknownFeature, ValidationFailed
+
+    with pytest.raises(UnknownFeature, match="moderaton"):
+        create_app(Settings(analyzer_options={"moderaton": {"offensive": "suggestive"}}))
+    with pytest.raises(ValidationFailed, match="must be an object"):
+        create_app(Settings.model_construct(analyzer_options={"moderation": 1}))
 
 
 def test_sharp_photo_passes_the_gates_and_reaches_the_caption(

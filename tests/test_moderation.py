@@ -305,3 +305,15 @@ def test_tiny_and_odd_images_do_not_break() -> None:
         rgb = np.full(shape, 90, np.uint8)
         for name in ("moderation", "anatomy", "faces"):
             assert analyze(name, rgb)
+
+
+def test_operator_defaults_sit_under_the_request_options() -> None:
+    """``OPENSIGHT_ANALYZER_OPTIONS`` (the pipeline's ``defaults``) applies where a request
+    says nothing, and a request's own value wins."""
+    image = as_image(photo("colorwheel"))
+    strict = Pipeline(defaults={"moderation": {"offensive": "suggestive"}})
+    gated = strict.run_one(image, ["moderation"], skip_on=["offensive"])
+    assert gated.skipped_reason == "offensive"
+    own = strict.run_one(image, ["moderation"], {"moderation": {"offensive": "explicit"}})
+    assert own.results["moderation"]["offensive"] is False
+    assert Pipeline().run_one(image, ["moderation"]).results["moderation"]["offensive"] is False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import platformdirs
 from pydantic import Field, SecretStr
@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = 5.0
     batch_max_queue: int = 256
     """Items waiting per model batcher before callers get 503 ``overloaded``."""
+    analyzer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Operator defaults under every request's analyzer options, as JSON, e.g.
+    ``{"moderation": {"offensive": "suggestive"}}``; a request's own value wins. This is how
+    compat APIs whose requests carry no options (CloudSight's ``offensive`` gate) are tuned."""
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -120,7 +120,7 @@ class LocalAnalyzer:
         self.features = registry.normalize_features(features)
         registry.resolve_order(self.features)
         self.options = options or {}
-        self.pipeline = pipeline or Pipeline()
+        self.pipeline = pipeline or Pipeline(defaults=self.settings.analyzer_options)
         self.limits = ImageLimits(self.settings.max_upload_bytes, self.settings.max_pixels)
         self.fetch_policy = FetchPolicy(
             allow_private=self.settings.allow_private_urls,

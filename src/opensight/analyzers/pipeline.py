@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ValidationFailed
 from ..images import DecodedImage
 from . import registry
 from .base import AnalysisContext
@@ -32,8 +33,28 @@ class Outcome:
 class Pipeline:
     """Runs features over a batch. ``on_timing`` receives (analyzer, seconds) per call."""
 
-    def __init__(self, on_timing: TimingHook | None = None) -> None:
+    def __init__(
+        self,
+        on_timing: TimingHook | None = None,
+        defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.on_timing = on_timing
+        self.defaults = dict(defaults or {})
+        """Operator defaults per analyzer (``OPENSIGHT_ANALYZER_OPTIONS``), under each
+        request's options. Checked here, so a typo stops the server at start."""
+        for name, values in self.defaults.items():
+            registry.get(name)  # UnknownFeature names the known analyzers
+            if not isinstance(values, Mapping):
+                raise ValidationFailed(f"analyzer options of {name!r} must be an object")
+
+    def _with_defaults(self, options: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        if not self.defaults:
+            return options or {}
+        merged = dict(options or {})
+        for name, values in self.defaults.items():
+            given = merged.get(name)
+            merged[name] = {**values, **(given if isinstance(given, Mapping) else {})}
+        return merged
 
     def run(
         self,
@@ -54,11 +75,12 @@ class Pipeline:
         previous: list[dict[str, Any]] = [{} for _ in images]
         active = list(range(len(images)))
         gates = set(skip_on)
+        options = self._with_defaults(options)
         for name in order:
             if not active:
                 break
             analyzer = registry.get(name)
-            context = AnalysisContext(options=options or {}, previous=[previous[i] for i in active])
+            context = AnalysisContext(options=options, previous=[previous[i] for i in active])
             started = time.perf_counter()
             results = analyzer.analyze([images[i] for i in active], context)
             if self.on_timing:

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
         sys.setswitchinterval(settings.switch_interval_ms / 1000)
     metrics = Metrics()
     container = Container(settings, on_timing=metrics.observe_analyzer)
+    container.pipeline  # noqa: B018 - a bad OPENSIGHT_ANALYZER_OPTIONS stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

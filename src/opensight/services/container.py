@@ -93,7 +93,7 @@ class Container:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(on_timing=self.on_timing)
+        return Pipeline(on_timing=self.on_timing, defaults=self.settings.analyzer_options)
 
     @cached_property
     def analysis(self) -> AnalysisService:
