@@ -1,8 +1,9 @@
 """A seeded, generated set of watermarked and clean photographs (for the ``watermark`` analyzer).
 
 Nothing is downloaded: the photographs are scikit-image's bundled ones (colour and grey, plus
-crops of the large ones), and every watermark is drawn here with Pillow, using the TrueType
-fonts found under ``/usr/share/fonts`` (Pillow's own default font when there are none). A
+crops of the large ones), and every watermark is drawn here with Pillow, using the DejaVu
+fonts under ``/usr/share/fonts`` (``FONT_FAMILY``; any TrueType font there when DejaVu is
+missing, Pillow's own default font when there is none). A
 watermark is always an alpha blend of a constant-colour mark, ``out = (1 - a) * photo + a *
 colour``, where ``a`` is the mark's anti-aliased coverage times its opacity.
 
@@ -57,6 +58,10 @@ KINDS = ("text", "logo", "banner", "pattern")
 NEGATIVE_GROUPS = ("clean", "natural_text", "sign", "letterbox")
 
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+FONT_FAMILY = "DejaVu"
+"""Marks are drawn with the DejaVu fonts when they are installed (``.ci/run`` installs them),
+so a seed gives the same set on every machine: installing another font package (Liberation
+comes with Tesseract's install in CI) would otherwise change which font each mark gets."""
 
 TEXTS = (
     "© 2024 Jane Doe",
@@ -193,12 +198,15 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 
 @cache
 def font_paths() -> tuple[Path, ...]:
-    """TrueType/OpenType fonts on this machine (sorted; symbol/maths fonts left out)."""
+    """The ``FONT_FAMILY`` fonts on this machine, else every TrueType/OpenType font (sorted;
+    symbol/maths fonts left out)."""
     found: list[Path] = []
     for root in FONT_DIRS:
         if root.is_dir():
             found += [p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf")]
-    return tuple(sorted(p for p in found if "math" not in p.name.lower()))
+    fonts = sorted(p for p in found if "math" not in p.name.lower())
+    family = tuple(p for p in fonts if p.name.startswith(FONT_FAMILY))
+    return family or tuple(fonts)
 
 
 def load_font(size: float, rng: np.random.Generator | None = None, index: int | None = None) -> Any:

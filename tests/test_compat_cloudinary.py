@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -51,6 +51,25 @@ def _no_cloudinary_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+class _UnusedAsyncClient:
+    """The SDK's async HTTP client, which these tests never use.
+
+    The SDK closes its clients from a garbage-collection finalizer with ``asyncio.run``;
+    with a real ``httpx.AsyncClient`` one SDK's close can fire inside another's (a loop is
+    running, so it closes in a helper thread) while the main thread holds an import lock
+    that the helper thread then needs, and the test hangs (seen once in CI, at
+    ``test_credentials``). Closing this one imports and awaits nothing."""
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("these tests use the SDK's sync client")
+
+    def build_request(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("these tests use the SDK's sync client")
+
+    async def aclose(self) -> None:
+        return None
+
+
 def sdk(
     server: ServerProcess,
     key: dict[str, Any],
@@ -60,6 +79,7 @@ def sdk(
 ) -> CloudinaryAnalysis:
     auth = models.SchemeCloudinaryAuth(api_key=key["key"], api_secret=secret or key["secret"])
     return CloudinaryAnalysis(
+        async_client=cast(Any, _UnusedAsyncClient()),
         security=models.Security(cloudinary_auth=auth),
         server_url=f"{server.url}/v2/analysis/{cloud}",
     )
