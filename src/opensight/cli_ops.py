@@ -107,6 +107,7 @@ def worker(
         store = container.jobs  # connects (and migrates) the database
         assert isinstance(store, DispatchingJobStore)
         container.images  # noqa: B018 - open the blob store (an S3 client) before the first job
+        container.pipeline  # noqa: B018 - a bad OPENSIGHT_ANALYZER_OPTIONS stops the start
     except OpenSightError as exc:
         fail(exc)
     except Exception as exc:  # database or blob store unreachable, bad URL

@@ -166,13 +166,7 @@ def detect(
     found.append(("pattern", tiled, (0.0, 0.0, float(gray.shape[1]), float(gray.shape[0]))))
 
     lines = text_lines(gray, opts)
-    page = _is_document(lines)
-    # Rows of coins, bricks or cells look like a page to the stroke grouping: when the text
-    # detector does not read a page there, its overlay boxes still count (the stroke marks
-    # and banners, which the same rows would fool, do not).
-    rows_only = page and opts.text_side > 0 and _watermark_text.detector_available()
-    rows_only = rows_only and not _detector_sees_page(rgb, opts, memo)
-    if not page:  # a page is all text, but not an overlay
+    if not _is_document(lines):  # a page is all text, but not an overlay
         banner = banner_candidates(small, gray, lines, opts)
         found += banner
         if tiled < opts.min_confidence:  # else each tile would be reported as a mark too
@@ -183,7 +177,10 @@ def detect(
                 marks = [m for m in marks if m[1] >= opts.classical_marks]
                 marks = _suppress(marks + overlays)
             found += marks
-    elif rows_only and tiled < opts.min_confidence:
+    elif tiled < opts.min_confidence and not _detector_sees_page(rgb, opts, memo):
+        # Rows of coins, bricks or cells look like a page to the stroke grouping: where the
+        # text detector reads no page, its overlay boxes still count (the stroke marks and
+        # banners, which the same rows would fool, do not).
         found += _suppress(_overlays(rgb, scale, opts, memo=memo) or [])
 
     detections = []
@@ -462,7 +459,10 @@ def _detector_sees_page(
 
     The stroke grouping also finds "lines" in rows of coins, bricks or cells; a page is
     only a page when the detector reads its lines too (the map is shared with ``ocr`` and
-    with the overlay scoring, so this costs a contour pass)."""
+    with the overlay scoring, so this costs a contour pass). Without the detector the
+    stroke grouping's word stands."""
+    if opts.text_side <= 0 or not _watermark_text.detector_available():
+        return True
     rows = []
     for tb in _watermark_text.detect_boxes(rgb, int(opts.text_side), memo=memo):
         short, long = sorted(_watermark_text.quad_sides(tb.quad))
